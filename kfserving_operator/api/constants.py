@@ -1,0 +1,94 @@
+"""Names shared by the API, the builders, the webhooks and the operator.
+
+They are the KFServing v0.6 names (API group ``serving.kubeflow.org``), so clients, pods and
+dashboards written for KFServing keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "serving.kubeflow.org"
+VERSION: Final = "v1beta1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "InferenceService"
+PLURAL: Final = "inferenceservices"
+SINGULAR: Final = "inferenceservice"
+SHORT_NAME: Final = "isvc"
+
+KNATIVE_GROUP: Final = "serving.knative.dev"
+KNATIVE_VERSION: Final = "v1"
+KNATIVE_API_VERSION: Final = f"{KNATIVE_GROUP}/{KNATIVE_VERSION}"
+ISTIO_GROUP: Final = "networking.istio.io"
+ISTIO_VERSION: Final = "v1beta1"
+ISTIO_API_VERSION: Final = f"{ISTIO_GROUP}/{ISTIO_VERSION}"
+
+# Components, in reconcile order.
+PREDICTOR: Final = "predictor"
+TRANSFORMER: Final = "transformer"
+EXPLAINER: Final = "explainer"
+COMPONENTS: Final = (PREDICTOR, TRANSFORMER, EXPLAINER)
+
+# Labels on children and pods.
+ISVC_LABEL: Final = f"{GROUP}/inferenceservice"
+COMPONENT_LABEL: Final = "component"
+VISIBILITY_LABEL: Final = "serving.knative.dev/visibility"
+VISIBILITY_CLUSTER_LOCAL: Final = "cluster-local"
+
+# User-facing annotations on the InferenceService.
+GKE_ACCELERATOR_ANNOTATION: Final = f"{GROUP}/gke-accelerator"
+ENABLE_TAG_ROUTING_ANNOTATION: Final = f"{GROUP}/enable-tag-routing"
+# Per-InferenceService overrides of the storage initializer's resources (large models need
+# more memory than the cluster-wide default). They reach the pod through the revision
+# template annotations, where the pod webhook reads them.
+STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS: Final = {
+    "cpu_request": f"{GROUP}/storage-initializer-cpu-request",
+    "cpu_limit": f"{GROUP}/storage-initializer-cpu-limit",
+    "memory_request": f"{GROUP}/storage-initializer-memory-request",
+    "memory_limit": f"{GROUP}/storage-initializer-memory-limit",
+}
+
+# Internal annotations the operator writes on revision templates, read by the pod webhook.
+INTERNAL_PREFIX: Final = f"internal.{GROUP}"
+STORAGE_INITIALIZER_SOURCE_URI_ANNOTATION: Final = (
+    f"{INTERNAL_PREFIX}/storage-initializer-sourceuri"
+)
+LOGGER_ANNOTATION: Final = f"{INTERNAL_PREFIX}/logger"
+LOGGER_SINK_URL_ANNOTATION: Final = f"{INTERNAL_PREFIX}/logger-sink-url"
+LOGGER_MODE_ANNOTATION: Final = f"{INTERNAL_PREFIX}/logger-mode"
+BATCHER_ANNOTATION: Final = f"{INTERNAL_PREFIX}/batcher"
+BATCHER_MAX_BATCH_SIZE_ANNOTATION: Final = f"{INTERNAL_PREFIX}/batcher-max-batchsize"
+BATCHER_MAX_LATENCY_ANNOTATION: Final = f"{INTERNAL_PREFIX}/batcher-max-latency"
+BATCHER_TIMEOUT_ANNOTATION: Final = f"{INTERNAL_PREFIX}/batcher-timeout"
+AGENT_ANNOTATION: Final = f"{INTERNAL_PREFIX}/agent"
+
+# Knative autoscaling annotations (the canonical, non-deprecated keys).
+AUTOSCALING_CLASS_ANNOTATION: Final = "autoscaling.knative.dev/class"
+AUTOSCALING_MIN_SCALE_ANNOTATION: Final = "autoscaling.knative.dev/min-scale"
+AUTOSCALING_MAX_SCALE_ANNOTATION: Final = "autoscaling.knative.dev/max-scale"
+AUTOSCALING_TARGET_ANNOTATION: Final = "autoscaling.knative.dev/target"
+AUTOSCALING_METRIC_ANNOTATION: Final = "autoscaling.knative.dev/metric"
+KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
+
+# Containers and paths.
+MODEL_CONTAINER_NAME: Final = "kfserving-container"
+STORAGE_INITIALIZER_CONTAINER_NAME: Final = "storage-initializer"
+AGENT_CONTAINER_NAME: Final = "agent"
+MODEL_MOUNT_PATH: Final = "/mnt/models"
+DEFAULT_HTTP_PORT: Final = 8080
+DEFAULT_GRPC_PORT: Final = 9000
+AGENT_PORT: Final = 9081
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+
+# DNS label limit that every generated child name and host label must respect.
+DNS_LABEL_MAX: Final = 63
+# Knative names revisions "<ksvc>-00001".
+REVISION_SUFFIX_LENGTH: Final = len("-00001")
+# Knative tag hosts are "<tag>-<ksvc>.<ns>.<domain>".
+PREV_TAG: Final = "prev"
+LATEST_TAG: Final = "latest"
+
+
+def knative_service_name(isvc_name: str, component: str) -> str:
+    """The Knative Service of one component: ``<isvc>-<component>-default``."""
+    return f"{isvc_name}-{component}-default"
