@@ -1,0 +1,65 @@
+# kfserving-operator developer entry points. `make run` and `make test` work on a fresh
+# machine: they create the venv and build the control-plane tools when missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BIN := .cache/bin
+PYTEST_ARGS ?=
+
+.PHONY: all venv tools run test test-unit test-integration lint crds crds-check conformance \
+        cluster-up cluster-down clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Build etcd, kube-apiserver, kube-controller-manager, kubectl, helm and the conformance
+## checker from Go modules into .cache/ (skipped when already built).
+tools:
+	bash hack/build-tools.sh all
+	@if [ -f hack/build-conformance.sh ]; then bash hack/build-conformance.sh; fi
+
+## The main job: a cluster (the local one when none is reachable), CRDs, config, operator.
+run: venv tools
+	$(PY) -m kfserving_operator.devrun
+
+cluster-up: venv tools
+	$(VENV)/bin/kfserving-operator cluster up
+
+cluster-down: venv
+	$(VENV)/bin/kfserving-operator cluster down
+
+crds: venv
+	$(PY) -m kfserving_operator.api.crd
+
+crds-check: venv
+	$(PY) -m kfserving_operator.api.crd --check
+
+lint: venv
+	$(VENV)/bin/ruff check kfserving_operator tests benchmarks
+	$(VENV)/bin/mypy
+
+## Every rendered example and golden child through Knative's and Istio's own Go code.
+conformance: venv tools
+	bash hack/run-conformance.sh
+
+test-unit: venv
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: venv tools
+	$(VENV)/bin/pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+test: venv tools
+	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+	@if [ -f hack/run-conformance.sh ]; then bash hack/run-conformance.sh; fi
+
+clean:
+	rm -rf .cache/cluster .cache/cluster-test .pytest_cache .mypy_cache .ruff_cache

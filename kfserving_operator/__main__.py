@@ -1,0 +1,4 @@
+from kfserving_operator.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""The ``kfserving-operator`` command line.
+
+- ``cluster up|status|down``: the loopback control plane used by ``make run`` and the tests.
+- ``run``: the operator itself (kopf handlers plus the admission webhooks).
+- ``render``: print the children the reconciler would apply, without a cluster.
+- ``crds``: write or check the generated CRD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from kfserving_operator.cluster.localplane import ControlPlaneError, LocalControlPlane
+
+    plane = LocalControlPlane(Path(args.state_dir) if args.state_dir else None)
+    if args.action == "up":
+        try:
+            state = plane.up()
+        except ControlPlaneError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"kube-apiserver ready at {state.apiserver_url}")
+        print(f"KUBECONFIG={state.kubeconfig}")
+        return 0
+    if args.action == "status":
+        print(plane.describe())
+        return 0 if plane.is_healthy() else 1
+    stopped = plane.down()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kfserving_operator.operator.main import run_operator
+
+    return run_operator(
+        namespace=args.namespace,
+        webhook_mode=args.webhooks,
+        webhook_port=args.webhook_port,
+        webhook_host=args.webhook_host,
+        verbose=args.verbose,
+    )
+
+
+def _render(args: argparse.Namespace) -> int:
+    from kfserving_operator.render import render_main
+
+    return render_main(args.filename, args.config)
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from kfserving_operator.api.crd import main as crd_main
+
+    return crd_main(["--check"] if args.check else [])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kfserving-operator", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    cluster = commands.add_parser("cluster", help="manage the local loopback control plane")
+    cluster.add_argument("action", choices=["up", "status", "down"])
+    cluster.add_argument("--state-dir", help="state directory (default .cache/cluster)")
+    cluster.set_defaults(func=_cluster)
+
+    run = commands.add_parser("run", help="run the operator in the foreground")
+    run.add_argument("--namespace", default=None,
+                     help="namespace of the operator and its ConfigMap "
+                          "(default: $POD_NAMESPACE or kfserving-system)")
+    run.add_argument("--webhooks", choices=["auto", "local", "cluster", "off"], default="auto",
+                     help="local: serve on loopback and register a url clientConfig; "
+                          "cluster: serve for a Service reference; auto: cluster when in a pod")
+    run.add_argument("--webhook-port", type=int, default=9443)
+    run.add_argument("--webhook-host", default="127.0.0.1")
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=_run)
+
+    render = commands.add_parser("render", help="print the children of an InferenceService")
+    render.add_argument("-f", "--filename", required=True, help="InferenceService YAML, or -")
+    render.add_argument("--config", help="inferenceservice-config ConfigMap YAML")
+    render.set_defaults(func=_render)
+
+    crds = commands.add_parser("crds", help="generate the CRD into crds/")
+    crds.add_argument("--check", action="store_true", help="fail when crds/ is out of date")
+    crds.set_defaults(func=_crds)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,486 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager.
+
+Our machines and CI have no container engine, so kind and minikube cannot run. Instead the
+project builds the upstream binaries from Go modules (``hack/build-tools.sh``) and this module
+starts them the way controller-runtime's envtest does: free loopback ports, TLS with a
+throw-away CA, RBAC, an admin client-certificate kubeconfig, and etcd data on tmpfs.
+kube-controller-manager runs too, so garbage collection of owned objects is real.
+
+State lives in one directory (``state.json`` plus logs and certificates) so that a later
+``cluster status`` or ``cluster down`` from another process finds what ``cluster up`` started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from kfserving_operator.cluster.certs import (
+    KeyPair,
+    issue_client_cert,
+    issue_serving_cert,
+    new_ca,
+)
+
+TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+START_TIMEOUT_SECONDS = 120.0
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be started or found."""
+
+
+def project_root() -> Path:
+    """The checkout this package lives in (the package is installed editable)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def default_state_dir() -> Path:
+    """Where ``cluster up`` keeps its state; ``KFSERVING_CLUSTER_DIR`` overrides it."""
+    override = os.environ.get("KFSERVING_CLUSTER_DIR")
+    return Path(override) if override else project_root() / ".cache" / "cluster"
+
+
+def tools_bin_dir() -> Path:
+    """Directory of the built tools; ``KFSERVING_TOOLS_BIN`` overrides it."""
+    override = os.environ.get("KFSERVING_TOOLS_BIN")
+    return Path(override) if override else project_root() / ".cache" / "bin"
+
+
+def find_tool(name: str) -> Path:
+    """Absolute path of a built tool, falling back to ``PATH``."""
+    candidate = tools_bin_dir() / name
+    if candidate.exists():
+        return candidate.resolve()
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise ControlPlaneError(
+        f"{name} not found in {tools_bin_dir()} or on PATH; run `make tools` to build it"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ControlPlaneState:
+    """What a running control plane is made of; persisted as ``state.json``."""
+
+    state_dir: str
+    kubeconfig: str
+    apiserver_url: str
+    etcd_url: str
+    etcd_data_dir: str
+    pids: dict[str, int]
+
+    def save(self) -> None:
+        Path(self.state_dir, "state.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, state_dir: Path) -> ControlPlaneState | None:
+        path = state_dir / "state.json"
+        if not path.exists():
+            return None
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError):
+            return None
+
+
+def _process_alive(pid: int, expected_name: str) -> bool:
+    """True when ``pid`` runs ``expected_name`` (guards against reused pids)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    if "State:\tZ" in status:
+        return False
+    return Path(cmdline.decode(errors="replace")).name == expected_name
+
+
+def _https_get(url: str, ca_file: str, cert: tuple[str, str] | None = None) -> tuple[int, str]:
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert:
+        context.load_cert_chain(*cert)
+    request = urllib.request.Request(url)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=5) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode(errors="replace")
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment for the servers: no proxies, so loopback webhooks are reached directly."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    return env
+
+
+class LocalControlPlane:
+    """Start, find, check and stop the loopback control plane kept in ``state_dir``."""
+
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.state_dir = (state_dir or default_state_dir()).resolve()
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def state(self) -> ControlPlaneState | None:
+        return ControlPlaneState.load(self.state_dir)
+
+    def is_healthy(self) -> bool:
+        """All processes alive and the apiserver answers ``/readyz`` with ``ok``."""
+        state = self.state()
+        if state is None:
+            return False
+        for name, pid in state.pids.items():
+            if not _process_alive(pid, name):
+                return False
+        try:
+            code, body = self._readyz(state)
+        except OSError:
+            return False
+        return code == 200 and body.strip() == "ok"
+
+    def _readyz(self, state: ControlPlaneState) -> tuple[int, str]:
+        return _https_get(
+            f"{state.apiserver_url}/readyz",
+            str(self.state_dir / "pki" / "serving-ca.crt"),
+            (str(self.state_dir / "pki" / "admin.crt"), str(self.state_dir / "pki" / "admin.key")),
+        )
+
+    def describe(self) -> str:
+        """A human-readable status report."""
+        state = self.state()
+        if state is None:
+            return f"no local control plane recorded in {self.state_dir}"
+        lines = [f"state: {self.state_dir}", f"apiserver: {state.apiserver_url}"]
+        for name, pid in state.pids.items():
+            alive = "running" if _process_alive(pid, name) else "NOT running"
+            lines.append(f"{name}: pid {pid} {alive}")
+        try:
+            code, body = self._readyz(state)
+            lines.append(f"readyz: {code} {body.strip()[:200]}")
+            code, body = _https_get(
+                f"{state.apiserver_url}/version",
+                str(self.state_dir / "pki" / "serving-ca.crt"),
+                (
+                    str(self.state_dir / "pki" / "admin.crt"),
+                    str(self.state_dir / "pki" / "admin.key"),
+                ),
+            )
+            if code == 200:
+                lines.append(f"version: {json.loads(body).get('gitVersion')}")
+        except OSError as exc:
+            lines.append(f"readyz: unreachable ({exc})")
+        lines.append(f"KUBECONFIG={state.kubeconfig}")
+        return "\n".join(lines)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def up(self, timeout: float = START_TIMEOUT_SECONDS) -> ControlPlaneState:
+        """Start the control plane, or reuse a healthy one; return its state."""
+        existing = self.state()
+        if existing is not None and self.is_healthy():
+            return existing
+        if existing is not None:
+            self.down()
+        binaries = {name: find_tool(name) for name in TOOLS}
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        pki = self.state_dir / "pki"
+        pki.mkdir(exist_ok=True)
+        logs = self.state_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        self._write_pki(pki)
+
+        shm = Path("/dev/shm")
+        etcd_data = Path(
+            tempfile.mkdtemp(prefix="kfserving-etcd-", dir=shm if shm.is_dir() else None)
+        )
+        etcd_port, etcd_peer_port, api_port = free_port(), free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        api_url = f"https://127.0.0.1:{api_port}"
+        kubeconfig = self.state_dir / "kubeconfig"
+        state = ControlPlaneState(
+            state_dir=str(self.state_dir),
+            kubeconfig=str(kubeconfig),
+            apiserver_url=api_url,
+            etcd_url=etcd_url,
+            etcd_data_dir=str(etcd_data),
+            pids={},
+        )
+        self._write_kubeconfig(kubeconfig, api_url, pki)
+        try:
+            state.pids["etcd"] = self._spawn(
+                logs / "etcd.log",
+                [
+                    str(binaries["etcd"]),
+                    f"--data-dir={etcd_data}",
+                    f"--listen-client-urls={etcd_url}",
+                    f"--advertise-client-urls={etcd_url}",
+                    f"--listen-peer-urls=http://127.0.0.1:{etcd_peer_port}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer_port}",
+                    f"--initial-cluster=default=http://127.0.0.1:{etcd_peer_port}",
+                    "--unsafe-no-fsync=true",
+                    "--log-level=warn",
+                ],
+            )
+            state.save()
+            self._wait_for(lambda: self._etcd_healthy(etcd_url), timeout, "etcd", logs)
+            state.pids["kube-apiserver"] = self._spawn(
+                logs / "kube-apiserver.log",
+                [str(binaries["kube-apiserver"]), *self._apiserver_args(pki, etcd_url, api_port)],
+            )
+            state.save()
+            self._wait_for(
+                lambda: self._readyz_ok(state), timeout, "kube-apiserver", logs
+            )
+            state.pids["kube-controller-manager"] = self._spawn(
+                logs / "kube-controller-manager.log",
+                [
+                    str(binaries["kube-controller-manager"]),
+                    f"--kubeconfig={kubeconfig}",
+                    f"--authentication-kubeconfig={kubeconfig}",
+                    f"--authorization-kubeconfig={kubeconfig}",
+                    "--leader-elect=false",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={free_port()}",
+                    f"--root-ca-file={pki / 'serving-ca.crt'}",
+                    f"--service-account-private-key-file={pki / 'sa.key'}",
+                    "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service",
+                    "--v=1",
+                ],
+            )
+            state.save()
+            self._wait_for(
+                lambda: _process_alive(state.pids["kube-controller-manager"],
+                                       "kube-controller-manager")
+                and self._controller_manager_started(logs),
+                timeout,
+                "kube-controller-manager",
+                logs,
+            )
+        except BaseException:
+            self.down()
+            raise
+        return state
+
+    def down(self) -> list[str]:
+        """Stop every process this state directory records; return what was stopped."""
+        state = self.state()
+        stopped: list[str] = []
+        if state is None:
+            return stopped
+        # Reverse start order: the controller manager and apiserver before etcd.
+        for name, pid in reversed(list(state.pids.items())):
+            if _process_alive(pid, name):
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+                deadline = time.monotonic() + 15
+                while _process_alive(pid, name) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if _process_alive(pid, name):
+                    os.killpg(pid, signal.SIGKILL)
+                stopped.append(f"{name} (pid {pid})")
+            _reap(pid)
+            _wait_gone(pid)
+        shutil.rmtree(state.etcd_data_dir, ignore_errors=True)
+        (self.state_dir / "state.json").unlink(missing_ok=True)
+        return stopped
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _spawn(self, log_path: Path, args: list[str]) -> int:
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_clean_env(),
+            start_new_session=True,  # survives the CLI that started it; down() kills the group
+        )
+        log.close()
+        return process.pid
+
+    def _wait_for(self, check: object, timeout: float, what: str, logs: Path) -> None:
+        assert callable(check)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        log_file = logs / f"{what}.log"
+        tail = log_file.read_text(errors="replace")[-3000:] if log_file.exists() else ""
+        raise ControlPlaneError(f"{what} did not become ready in {timeout:.0f}s; log tail:\n{tail}")
+
+    @staticmethod
+    def _etcd_healthy(etcd_url: str) -> bool:
+        with urllib.request.urlopen(f"{etcd_url}/health", timeout=2) as response:
+            return bool(json.loads(response.read()).get("health") == "true")
+
+    def _readyz_ok(self, state: ControlPlaneState) -> bool:
+        code, body = self._readyz(state)
+        return code == 200 and body.strip() == "ok"
+
+    @staticmethod
+    def _controller_manager_started(logs: Path) -> bool:
+        text = (logs / "kube-controller-manager.log").read_text(errors="replace")
+        return 'controller="garbagecollector"' in text
+
+    def _apiserver_args(self, pki: Path, etcd_url: str, port: int) -> list[str]:
+        return [
+            f"--etcd-servers={etcd_url}",
+            f"--cert-dir={pki}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'client-ca.crt'}",
+            # Without a request-header CA the controller manager logs an error every few
+            # seconds; no front proxy ever uses it here.
+            f"--requestheader-client-ca-file={pki / 'client-ca.crt'}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--secure-port={port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            "--authorization-mode=RBAC",
+            # No token controller for pods; admission of ServiceAccount would demand one.
+            "--disable-admission-plugins=ServiceAccount",
+            f"--service-account-issuer=https://127.0.0.1:{port}/",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--v=1",
+        ]
+
+    @staticmethod
+    def _write_pki(pki: Path) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        serving_ca = new_ca("kfserving-local-serving-ca")
+        client_ca = new_ca("kfserving-local-client-ca")
+        serving = issue_serving_cert(
+            serving_ca,
+            "kube-apiserver",
+            dns_names=("localhost", "kubernetes", "kubernetes.default",
+                       "kubernetes.default.svc"),
+            ip_addresses=("127.0.0.1", "10.0.0.1"),
+        )
+        admin = issue_client_cert(client_ca, "admin", ("system:masters",))
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        files: dict[str, bytes] = {
+            "serving-ca.crt": serving_ca.cert_pem,
+            "client-ca.crt": client_ca.cert_pem,
+            "client-ca.key": client_ca.key_pem,
+            "apiserver.crt": serving.cert_pem,
+            "apiserver.key": serving.key_pem,
+            "admin.crt": admin.cert_pem,
+            "admin.key": admin.key_pem,
+            "sa.key": sa_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            ),
+            "sa.pub": sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        }
+        for name, content in files.items():
+            path = pki / name
+            path.write_bytes(content)
+            path.chmod(0o600)
+
+    @staticmethod
+    def _write_kubeconfig(path: Path, server: str, pki: Path) -> None:
+        import base64
+
+        def b64(name: str) -> str:
+            return base64.b64encode((pki / name).read_bytes()).decode()
+
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{
+                "name": "kfserving-local",
+                "cluster": {"server": server, "certificate-authority-data": b64("serving-ca.crt")},
+            }],
+            "users": [{
+                "name": "admin",
+                "user": {
+                    "client-certificate-data": b64("admin.crt"),
+                    "client-key-data": b64("admin.key"),
+                },
+            }],
+            "contexts": [{
+                "name": "kfserving-local",
+                "context": {"cluster": "kfserving-local", "user": "admin"},
+            }],
+            "current-context": "kfserving-local",
+        }
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Wait until the pid has left the process table (init reaps orphans a little later)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _reap(pid: int) -> None:
+    """Collect a child we started in this process so it leaves no zombie behind."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def issue_user_kubeconfig(state: ControlPlaneState, user: str, groups: tuple[str, ...],
+                          path: Path) -> Path:
+    """A kubeconfig for another user, signed by the local client CA (for RBAC tests)."""
+    import base64
+
+    pki = Path(state.state_dir) / "pki"
+    client_ca = KeyPair((pki / "client-ca.crt").read_bytes(), (pki / "client-ca.key").read_bytes())
+    pair = issue_client_cert(client_ca, user, groups)
+    config = yaml.safe_load(Path(state.kubeconfig).read_text())
+    config["users"] = [{
+        "name": user,
+        "user": {
+            "client-certificate-data": base64.b64encode(pair.cert_pem).decode(),
+            "client-key-data": base64.b64encode(pair.key_pem).decode(),
+        },
+    }]
+    config["contexts"][0]["context"]["user"] = user
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

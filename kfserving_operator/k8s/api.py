@@ -1,0 +1,261 @@
+"""All of the operator's own API I/O, in one place.
+
+Reads and writes go through lightkube's ``AsyncClient`` (async, light on memory, server-side
+apply for generic resources). Every write uses server-side apply with one field manager,
+``kfserving-operator``, so defaults that Knative or Kubernetes fill in are never fought over
+and a field we stop setting is removed by the server. kopf does the watching; this module
+only reads and writes.
+
+Writes are counted per verb in :attr:`KubeApi.writes`, which the zero-writes tests and the
+benchmarks read (the integration tests also count on the server side, from the audit log).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import logging
+from typing import Any
+
+import httpx2
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import (
+    create_global_resource,
+    create_namespaced_resource,
+)
+from lightkube.types import CascadeType, PatchType
+
+from kfserving_operator.api import constants as c
+
+FIELD_MANAGER = "kfserving-operator"
+logger = logging.getLogger(__name__)
+
+InferenceServiceResource = create_namespaced_resource(
+    c.GROUP, c.VERSION, c.KIND, c.PLURAL
+)
+KnativeServiceResource = create_namespaced_resource(
+    c.KNATIVE_GROUP, c.KNATIVE_VERSION, "Service", "services"
+)
+VirtualServiceResource = create_namespaced_resource(
+    c.ISTIO_GROUP, c.ISTIO_VERSION, "VirtualService", "virtualservices"
+)
+CoreServiceResource = create_namespaced_resource("", "v1", "Service", "services")
+ConfigMapResource = create_namespaced_resource("", "v1", "ConfigMap", "configmaps")
+SecretResource = create_namespaced_resource("", "v1", "Secret", "secrets")
+ServiceAccountResource = create_namespaced_resource("", "v1", "ServiceAccount", "serviceaccounts")
+EventResource = create_namespaced_resource("", "v1", "Event", "events")
+MutatingWebhookResource = create_global_resource(
+    "admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+    "mutatingwebhookconfigurations",
+)
+ValidatingWebhookResource = create_global_resource(
+    "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+    "validatingwebhookconfigurations",
+)
+CRDResource = create_global_resource(
+    "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions"
+)
+
+_BY_API_VERSION_KIND: dict[tuple[str, str], Any] = {
+    (c.API_VERSION, c.KIND): InferenceServiceResource,
+    (c.KNATIVE_API_VERSION, "Service"): KnativeServiceResource,
+    (c.ISTIO_API_VERSION, "VirtualService"): VirtualServiceResource,
+    ("v1", "Service"): CoreServiceResource,
+    ("v1", "ConfigMap"): ConfigMapResource,
+    ("v1", "Secret"): SecretResource,
+    ("v1", "ServiceAccount"): ServiceAccountResource,
+    ("v1", "Event"): EventResource,
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): MutatingWebhookResource,
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"):
+        ValidatingWebhookResource,
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): CRDResource,
+}
+
+
+class KubeError(Exception):
+    """A failed API call, reduced to what the reconciler decides on."""
+
+    def __init__(self, message: str, status: int, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+class ResourceNotInstalled(KubeError):
+    """The API group/kind is not served: its CRD is not installed."""
+
+
+def resource_for(api_version: str, kind: str) -> Any:
+    try:
+        return _BY_API_VERSION_KIND[(api_version, kind)]
+    except KeyError:
+        raise ValueError(f"no resource registered for {api_version} {kind}") from None
+
+
+def _translate(exc: Exception, what: str) -> KubeError:
+    if isinstance(exc, ApiError):
+        status = int(exc.status.code or 0)
+        message = exc.status.message or str(exc)
+        return KubeError(f"{what}: {message}", status, exc.status.reason or "")
+    if isinstance(exc, httpx2.HTTPStatusError):
+        status = exc.response.status_code
+        if status == 404:
+            # A bare 404 with no Status body: the resource type itself is not served.
+            return ResourceNotInstalled(f"{what}: the resource type is not served", 404,
+                                        "NotInstalled")
+        return KubeError(f"{what}: HTTP {status}", status)
+    return KubeError(f"{what}: {exc}", 0)
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return obj
+    result: dict[str, Any] = obj.to_dict()
+    return result
+
+
+class KubeApi:
+    """The async API facade the operator and the webhooks use."""
+
+    def __init__(self, client: AsyncClient | None = None) -> None:
+        self._client = client or AsyncClient(field_manager=FIELD_MANAGER)
+        self.writes: collections.Counter[str] = collections.Counter()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, api_version: str, kind: str, name: str,
+                  namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or ``None`` when it does not exist."""
+        resource = resource_for(api_version, kind)
+        try:
+            if namespace is None:
+                obj = await self._client.get(resource, name)
+            else:
+                obj = await self._client.get(resource, name, namespace=namespace)
+        except (ApiError, httpx2.HTTPStatusError) as exc:
+            error = _translate(exc, f"get {kind} {namespace}/{name}")
+            if error.not_found and not isinstance(error, ResourceNotInstalled):
+                return None
+            raise error from exc
+        return _to_dict(obj)
+
+    async def list(self, api_version: str, kind: str, namespace: str | None = None,
+                   labels: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        resource = resource_for(api_version, kind)
+        try:
+            items = [
+                _to_dict(obj)
+                async for obj in self._client.list(
+                    resource, namespace=namespace or "*", labels=labels
+                )
+            ]
+        except (ApiError, httpx2.HTTPStatusError) as exc:
+            raise _translate(exc, f"list {kind}") from exc
+        return items
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply ``obj`` as the operator's field manager (taking ownership)."""
+        resource = resource_for(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        what = f"apply {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        self.writes["apply"] += 1
+        try:
+            result = await self._client.apply(resource(obj), force=True)
+        except (ApiError, httpx2.HTTPStatusError) as exc:
+            raise _translate(exc, what) from exc
+        return _to_dict(result)
+
+    async def apply_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of the status subresource: owned fields left out are removed."""
+        resource = resource_for(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        what = f"apply status of {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        self.writes["apply_status"] += 1
+        try:
+            result = await self._client.apply(resource.Status(obj), force=True)
+        except (ApiError, httpx2.HTTPStatusError) as exc:
+            raise _translate(exc, what) from exc
+        return _to_dict(result)
+
+    async def patch_status(self, api_version: str, kind: str, name: str, namespace: str,
+                           status: dict[str, Any]) -> dict[str, Any]:
+        """JSON merge-patch of the status subresource (tests use it to stand in for Knative)."""
+        resource = resource_for(api_version, kind)
+        self.writes["patch_status"] += 1
+        try:
+            result = await self._client.patch(
+                resource.Status, name, {"status": status}, namespace=namespace,
+                patch_type=PatchType.MERGE,
+            )
+        except (ApiError, httpx2.HTTPStatusError) as exc:
+            raise _translate(exc, f"patch status of {kind} {namespace}/{name}") from exc
+        return _to_dict(result)
+
+    async def delete(self, api_version: str, kind: str, name: str,
+                     namespace: str | None = None) -> bool:
+        """Delete with background propagation; ``False`` when it was already gone."""
+        resource = resource_for(api_version, kind)
+        self.writes["delete"] += 1
+        try:
+            if namespace is None:
+                await self._client.delete(resource, name, cascade=CascadeType.BACKGROUND)
+            else:
+                await self._client.delete(resource, name, namespace=namespace,
+                                          cascade=CascadeType.BACKGROUND)
+        except (ApiError, httpx2.HTTPStatusError) as exc:
+            error = _translate(exc, f"delete {kind} {namespace}/{name}")
+            if error.not_found and not isinstance(error, ResourceNotInstalled):
+                return False
+            raise error from exc
+        return True
+
+    async def post_event(self, involved: dict[str, Any], event_type: str, reason: str,
+                         message: str) -> None:
+        """Record a core/v1 Event about ``involved``; failures are logged, never raised."""
+        meta = involved["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{meta['name']}.",
+                "namespace": meta.get("namespace") or "default",
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta["name"],
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.writes["event"] += 1
+        try:
+            await self._client.create(EventResource(event), namespace=event["metadata"]["namespace"])
+        except (ApiError, httpx2.HTTPStatusError) as exc:
+            logger.warning("could not post event %s on %s: %s", reason, meta["name"], exc)

@@ -1,0 +1,52 @@
+"""Shared pytest wiring: a real cluster for integration and e2e tests.
+
+The session uses the cluster named by ``KFSERVING_TEST_KUBECONFIG`` when it is set (CI on
+kind does this). Otherwise it starts the project's loopback control plane (etcd,
+kube-apiserver, kube-controller-manager) in its own state directory, so a ``make run``
+cluster is never touched, and stops it at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.cluster import Cluster, install_crds, start_cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = str(item.path)
+        if f"{os.sep}integration{os.sep}" in path:
+            item.add_marker(pytest.mark.integration)
+        if f"{os.sep}e2e{os.sep}" in path:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The cluster under test, with our CRDs and the Knative/Istio stand-in CRDs installed."""
+    with start_cluster() as running:
+        install_crds(running)
+        yield running
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting for it to go)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    subprocess.run(
+        [str(cluster.kubectl_path), "--kubeconfig", cluster.kubeconfig, "delete", "namespace",
+         name, "--wait=false", "--ignore-not-found"],
+        check=False,
+        capture_output=True,
+    )

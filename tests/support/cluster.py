@@ -1,0 +1,153 @@
+"""Test-side access to the cluster: start or reuse it, run kubectl, install CRDs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kfserving_operator.cluster.localplane import (
+    ControlPlaneState,
+    LocalControlPlane,
+    find_tool,
+    issue_user_kubeconfig,
+    project_root,
+)
+
+ROOT = project_root()
+DEV_CRDS = ROOT / "hack" / "dev-crds"
+PROJECT_CRDS = ROOT / "crds"
+
+
+class KubectlError(RuntimeError):
+    """kubectl exited non-zero; ``stderr`` holds its message."""
+
+    def __init__(self, args: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> None:
+        super().__init__(f"kubectl {' '.join(args)} failed ({returncode}): {stderr.strip()}")
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+@dataclass
+class Cluster:
+    """A reachable cluster: its kubeconfig, kubectl, and (when local) its state."""
+
+    kubeconfig: str
+    kubectl_path: Path
+    local_state: ControlPlaneState | None
+
+    @property
+    def is_local(self) -> bool:
+        return self.local_state is not None
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        result = subprocess.run(
+            [str(self.kubectl_path), "--kubeconfig", self.kubeconfig, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise KubectlError(args, result.returncode, result.stdout, result.stderr)
+        return result.stdout
+
+    def apply_yaml(self, manifest: str | dict[str, Any], namespace: str | None = None) -> str:
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+        args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+        return self.kubectl(*args, input=text)
+
+    def get_json(self, *args: str) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json"))
+        return out
+
+    def user_kubeconfig(self, user: str, groups: tuple[str, ...], path: Path) -> str:
+        """A kubeconfig for a distinct user, so its requests can be told apart."""
+        if self.local_state is None:
+            return self.kubeconfig
+        return str(issue_user_kubeconfig(self.local_state, user, groups, path))
+
+
+def _kubectl_binary() -> Path:
+    try:
+        return find_tool("kubectl")
+    except Exception:
+        found = shutil.which("kubectl")
+        if not found:
+            raise
+        return Path(found)
+
+
+@contextmanager
+def start_cluster() -> Iterator[Cluster]:
+    """Yield the cluster under test, starting the local one when no kubeconfig is given."""
+    external = os.environ.get("KFSERVING_TEST_KUBECONFIG")
+    if external:
+        yield Cluster(external, _kubectl_binary(), None)
+        return
+    state_dir = Path(os.environ.get("KFSERVING_TEST_CLUSTER_DIR", ROOT / ".cache" / "cluster-test"))
+    plane = LocalControlPlane(state_dir)
+    state = plane.up()
+    client = Cluster(state.kubeconfig, _kubectl_binary(), state)
+    version = client.kubectl("version", "-o", "json")
+    server = json.loads(version).get("serverVersion", {}).get("gitVersion")
+    print(f"\nlocal control plane: {state.apiserver_url} (server {server})")
+    try:
+        yield client
+    finally:
+        if not os.environ.get("KFSERVING_KEEP_TEST_CLUSTER"):
+            plane.down()
+
+
+def install_crds(cluster: Cluster) -> None:
+    """Install our CRDs and the Knative/Istio stand-ins, and wait until they are served."""
+    files = sorted(PROJECT_CRDS.glob("*.yaml"))
+    if not os.environ.get("KFSERVING_TEST_SKIP_DEV_CRDS"):
+        files += sorted(DEV_CRDS.glob("*.yaml"))
+    names = []
+    for path in files:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "CustomResourceDefinition":
+                names.append(doc["metadata"]["name"])
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    for name in names:
+        wait_established(cluster, name)
+
+
+def wait_established(cluster: Cluster, crd_name: str, timeout: float = 60) -> None:
+    cluster.kubectl(
+        "wait", "--for=condition=Established", f"crd/{crd_name}", f"--timeout={int(timeout)}s"
+    )
+    # Discovery can lag the Established condition by a moment.
+    deadline = time.monotonic() + timeout
+    plural, group = crd_name.split(".", 1)
+    while time.monotonic() < deadline:
+        resources = cluster.kubectl("api-resources", f"--api-group={group}", "-o", "name",
+                                    check=False)
+        if any(line.split(".")[0] == plural for line in resources.split()):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{crd_name} is not served after {timeout}s")
+
+
+def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2,
+             message: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; return that value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
