@@ -125,19 +125,25 @@ def install_crds(cluster: Cluster) -> None:
 
 
 def wait_established(cluster: Cluster, crd_name: str, timeout: float = 60) -> None:
-    cluster.kubectl(
-        "wait", "--for=condition=Established", f"crd/{crd_name}", f"--timeout={int(timeout)}s"
-    )
+    """Wait until the CRD is Established and its resource shows up in discovery."""
+    def established() -> bool:
+        out = cluster.kubectl("get", "crd", crd_name, "-o", "json", check=False)
+        if not out:
+            return False
+        conditions = json.loads(out).get("status", {}).get("conditions") or []
+        return any(c.get("type") == "Established" and c.get("status") == "True"
+                   for c in conditions)
+
+    wait_for(established, timeout=timeout, message=f"{crd_name} to be Established")
     # Discovery can lag the Established condition by a moment.
-    deadline = time.monotonic() + timeout
     plural, group = crd_name.split(".", 1)
-    while time.monotonic() < deadline:
+
+    def served() -> bool:
         resources = cluster.kubectl("api-resources", f"--api-group={group}", "-o", "name",
                                     check=False)
-        if any(line.split(".")[0] == plural for line in resources.split()):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{crd_name} is not served after {timeout}s")
+        return any(line.split(".")[0] == plural for line in resources.split())
+
+    wait_for(served, timeout=timeout, message=f"{crd_name} to be served")
 
 
 def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2,

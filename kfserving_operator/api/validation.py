@@ -1,0 +1,649 @@
+"""The validating webhook's logic: every rule of reference section 2.2, and a few more.
+
+``validate_inference_service`` returns *all* problems, each as a :class:`FieldError` naming the
+field (``spec.predictor.canaryTrafficPercent``) and what is allowed, in a stable order: metadata
+first, then predictor, transformer, explainer; within a component the implementation count, the
+implementations, then the component settings.
+
+It runs after defaulting, so fields the defaulter fills (``logger.mode``, ``runtimeVersion``) are
+only checked when present. Raw objects (dicts) are parsed first; parse problems (unknown field,
+wrong type, missing required field) are reported the same way and end the validation, because
+the semantic rules need a parsed object.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final, Union
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ValidationError
+
+from kfserving_operator.api.components import (
+    CUSTOM,
+    CUSTOM_FIELD,
+    LOGGER_MODES,
+    PROTOCOL_V1,
+    PROTOCOL_V2,
+    PROTOCOL_VERSIONS,
+    SCALE_METRICS,
+    ComponentExtensionSpec,
+    Implementation,
+)
+from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.api.constants import (
+    AUTOSCALING_CLASS_ANNOTATION,
+    DNS_LABEL_MAX,
+    ENABLE_TAG_ROUTING_ANNOTATION,
+    EXPLAINER,
+    GPU_RESOURCE,
+    LATEST_TAG,
+    PREDICTOR,
+    PREV_TAG,
+    REVISION_SUFFIX_LENGTH,
+    STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS,
+    TRANSFORMER,
+    knative_service_name,
+)
+from kfserving_operator.api.explainer import (
+    EXPLAINER_FRAMEWORKS,
+    EXPLAINER_TYPES,
+    ExplainerExtensionSpec,
+)
+from kfserving_operator.api.inference_service import ComponentSpec, InferenceService
+from kfserving_operator.api.podspec import Container, ContainerFields
+from kfserving_operator.api.predictor import (
+    FRAMEWORKS,
+    ONNXRuntimeSpec,
+    PredictorExtensionSpec,
+)
+from kfserving_operator.api.quantity import QuantityError, parse_quantity
+
+NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+_NAME_RE: Final = re.compile(NAME_PATTERN)
+# Characters Kubernetes appends to generateName.
+GENERATED_NAME_SUFFIX_LENGTH: Final = 5
+
+STORAGE_URI_PREFIXES: Final = (
+    "gs://",
+    "s3://",
+    "pvc://",
+    "file://",
+    "http://",
+    "https://",
+    "hdfs://",
+    "webhdfs://",
+)
+AZURE_BLOB_HOST_SUFFIX: Final = ".blob.core.windows.net"
+_AZURE_BLOB_RE: Final = re.compile(r"^https://[a-z0-9]+\.blob\.core\.windows\.net/[^/]+(/.*)?$")
+_SCHEME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
+HPA_CLASS: Final = "hpa.autoscaling.knative.dev"
+
+# Frameworks that serve exactly one protocol.
+V1_ONLY_FRAMEWORKS: Final = ("tensorflow", "onnx", "pmml", "lightgbm", "paddle")
+GPU_TAGGED_FRAMEWORKS: Final = ("tensorflow", "pytorch")
+
+ALLOWED_IMPLEMENTATIONS: Final[dict[str, tuple[str, ...]]] = {
+    PREDICTOR: (*FRAMEWORKS, CUSTOM_FIELD),
+    TRANSFORMER: (CUSTOM_FIELD,),
+    EXPLAINER: (*EXPLAINER_FRAMEWORKS, CUSTOM_FIELD),
+}
+
+_PLAIN_SEGMENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of an InferenceService."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def format_path(segments: Iterable[str | int]) -> str:
+    """``("spec", "predictor", "containers", 0, "env")`` -> ``spec.predictor.containers[0].env``.
+
+    Map keys that are not plain identifiers (``nvidia.com/gpu``) are written in brackets.
+    """
+    out = ""
+    for segment in segments:
+        if isinstance(segment, int):
+            out += f"[{segment}]"
+        elif segment == "[key]":
+            continue
+        elif _PLAIN_SEGMENT.match(segment):
+            out += f".{segment}" if out else segment
+        else:
+            out += f"[{segment}]"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing raw objects
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional/list/dict/Annotated wrappers down to a model class (or None)."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return None
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _model_at(segments: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model class found by following ``segments`` from InferenceService, if any."""
+    current: Any = InferenceService
+    for segment in segments:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if isinstance(segment, int):
+                return None
+            field = next(
+                (f for n, f in current.model_fields.items() if (f.alias or n) == segment), None
+            )
+            if field is None:
+                return None
+            current = _unwrap(field.annotation)
+        else:
+            origin = typing.get_origin(current)
+            if origin in (list, dict):
+                current = _unwrap(typing.get_args(current)[-1])
+            else:
+                return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _describe_pydantic_error(item: Mapping[str, Any]) -> str:
+    kind = str(item.get("type", ""))
+    loc: tuple[str | int, ...] = tuple(item.get("loc", ()))
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        if parent is not None and isinstance(loc[-1], str):
+            allowed = sorted(f.alias or n for n, f in parent.model_fields.items())
+            close = difflib.get_close_matches(loc[-1], allowed, n=1)
+            if close:
+                return f"unknown field (did you mean {close[0]!r}?)"
+            return "unknown field; allowed fields are " + ", ".join(allowed)
+        return "unknown field"
+    if kind == "missing":
+        return "is required"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "must be an integer"
+    if kind in ("string_type", "string_sub_type"):
+        if any(segment in ("limits", "requests", "overhead") for segment in loc):
+            return "must be a Kubernetes quantity (a string such as 500m or 2Gi, or a number)"
+        return "must be a string"
+    if kind in ("bool_type", "bool_parsing"):
+        return "must be a boolean"
+    if kind in ("dict_type", "model_type", "model_attributes_type", "mapping_type"):
+        return "must be an object"
+    if kind in ("list_type", "tuple_type"):
+        return "must be a list"
+    if kind == "literal_error":
+        expected = (item.get("ctx") or {}).get("expected", "")
+        return f"must be one of {expected}"
+    return str(item.get("msg", "is invalid"))
+
+
+def field_errors_from_validation_error(
+    exc: ValidationError, prefix: Sequence[str | int] = ()
+) -> list[FieldError]:
+    """Turn a pydantic ValidationError on an InferenceService into FieldErrors."""
+    errors: list[FieldError] = []
+    for item in exc.errors():
+        loc = (*prefix, *item["loc"])
+        errors.append(FieldError(format_path(loc) or "(object)", _describe_pydantic_error(item)))
+    return errors
+
+
+def parse_inference_service(
+    data: Mapping[str, Any],
+) -> tuple[InferenceService | None, list[FieldError]]:
+    """Parse a raw object; returns the model, or None and the problems found."""
+    if not isinstance(data, Mapping):
+        return None, [FieldError("(object)", "must be a JSON object")]
+    try:
+        return InferenceService.model_validate(dict(data)), []
+    except ValidationError as exc:
+        return None, field_errors_from_validation_error(exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Name lengths
+
+
+def _shape(components: Sequence[str], tag_routing: bool) -> str:
+    parts = [("an " if c == EXPLAINER else "a ") + c for c in components]
+    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    if tag_routing:
+        text += f' and tag routing ({ENABLE_TAG_ROUTING_ANNOTATION}: "true")'
+    return text
+
+
+def generated_names(
+    name: str, components: Sequence[str], tag_routing: bool
+) -> list[tuple[str, str]]:
+    """Every child name and host label derived from the isvc name, with what it names."""
+    names: list[tuple[str, str]] = []
+    for component in components:
+        ksvc = knative_service_name(name, component)
+        names.append((ksvc, f"the {component} Knative Service"))
+        names.append((f"{ksvc}-{'0' * (REVISION_SUFFIX_LENGTH - 2)}1", f"a {component} revision"))
+        names.append((f"{PREV_TAG}-{ksvc}", f"the {component} '{PREV_TAG}' tag host label"))
+        if tag_routing:
+            names.append((f"{LATEST_TAG}-{ksvc}", f"the {component} '{LATEST_TAG}' tag host label"))
+    return names
+
+
+def max_name_length(components: Sequence[str], tag_routing: bool) -> int:
+    """The longest isvc name whose generated names all fit in a DNS label."""
+    overhead = max(len(n) for n, _ in generated_names("", components, tag_routing))
+    return DNS_LABEL_MAX - overhead
+
+
+# --------------------------------------------------------------------------------------------
+# Single-value checks, usable on their own
+
+
+def storage_uri_error(uri: str) -> str | None:
+    """Why ``uri`` is not an accepted storage URI, or None when it is fine."""
+    if not _SCHEME_RE.match(uri):
+        return None  # a local path
+    allowed = (
+        "must be a local path or a URI starting with one of "
+        + ", ".join(STORAGE_URI_PREFIXES)
+        + f" (Azure: https://<account>{AZURE_BLOB_HOST_SUFFIX}/<container>/<path>)"
+    )
+    host = urlparse(uri).hostname or ""
+    if host.endswith(AZURE_BLOB_HOST_SUFFIX):
+        if not _AZURE_BLOB_RE.match(uri):
+            return (
+                f"an Azure blob URI must look like https://<account>{AZURE_BLOB_HOST_SUFFIX}"
+                f"/<container>/<path>; got {uri!r}"
+            )
+        return None
+    prefix = next((p for p in STORAGE_URI_PREFIXES if uri.startswith(p)), None)
+    if prefix is None:
+        return f"{allowed}; got {uri!r}"
+    if not uri[len(prefix) :].strip("/"):
+        return f"must name a location after {prefix!r}; got {uri!r}"
+    return None
+
+
+def quantity_error(value: object) -> str | None:
+    """Why ``value`` is not a Kubernetes quantity, or None."""
+    if not isinstance(value, str):
+        return f"must be a Kubernetes quantity (examples: 100m, 1, 2Gi); got {value!r}"
+    try:
+        parse_quantity(value)
+    except QuantityError:
+        return f"must be a Kubernetes quantity (examples: 100m, 1, 2Gi, 512Mi); got {value!r}"
+    return None
+
+
+def _quantity(value: object) -> Decimal | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_quantity(value)
+    except QuantityError:
+        return None
+
+
+def _is_http_url(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname)
+
+
+def _path_extension(uri: str) -> str:
+    """Extension of the last path element of a storage URI ('' when none)."""
+    path = urlparse(uri).path if _SCHEME_RE.match(uri) else uri
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    if "." not in last.lstrip("."):
+        return ""
+    return "." + last.rsplit(".", 1)[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# The validator
+
+
+class _Validator:
+    def __init__(self, isvc: InferenceService, config: OperatorConfig) -> None:
+        self.isvc = isvc
+        self.config = config
+        self.errors: list[FieldError] = []
+
+    def add(self, path: Sequence[str | int], message: str) -> None:
+        self.errors.append(FieldError(format_path(path), message))
+
+    # ---- metadata
+
+    def metadata(self) -> None:
+        meta = self.isvc.metadata
+        components = [name for name, _ in self.isvc.components()]
+        tag_routing = self.isvc.tag_routing_enabled()
+        limit = max_name_length(components, tag_routing)
+        if meta.name:
+            path: tuple[str, ...] = ("metadata", "name")
+            name = meta.name
+            if not _NAME_RE.match(name):
+                self.add(
+                    path,
+                    "must consist of lower case alphanumeric characters or '-', start with a "
+                    f"lower case letter and end with an alphanumeric character ({NAME_PATTERN}); "
+                    f"got {name!r}",
+                )
+        elif meta.generate_name:
+            path = ("metadata", "generateName")
+            limit -= GENERATED_NAME_SUFFIX_LENGTH
+            name = meta.generate_name
+        else:
+            self.add(("metadata", "name"), "is required")
+            return
+        if len(name) > limit:
+            longest, what = max(
+                generated_names(name, components, tag_routing), key=lambda item: len(item[0])
+            )
+            self.add(
+                path,
+                f"must be at most {limit} characters for an InferenceService with "
+                f"{_shape(components, tag_routing)}: the longest generated name, {what} "
+                f"{longest!r}, must be a DNS label of at most {DNS_LABEL_MAX} characters; "
+                f"got {len(name)} characters",
+            )
+
+    def annotations(self) -> None:
+        annotations = self.isvc.annotations
+        storage = self.config.storage_initializer
+        effective: dict[str, Decimal | None] = {}
+        for attribute, key in STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS.items():
+            path = ("metadata", "annotations", key)
+            if key in annotations:
+                problem = quantity_error(annotations[key])
+                if problem:
+                    self.add(path, problem)
+                effective[attribute] = _quantity(annotations[key])
+            else:
+                effective[attribute] = _quantity(getattr(storage, attribute))
+        for resource in ("cpu", "memory"):
+            request = effective[f"{resource}_request"]
+            limit = effective[f"{resource}_limit"]
+            key = STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS[f"{resource}_request"]
+            limit_key = STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS[f"{resource}_limit"]
+            touched = key in annotations or limit_key in annotations
+            if touched and request is not None and limit is not None and request > limit:
+                self.add(
+                    ("metadata", "annotations", key),
+                    f"the storage initializer's {resource} request must not exceed its "
+                    f"{resource} limit ({limit_key} or the configured default)",
+                )
+
+    # ---- components
+
+    def component(self, name: str, spec: ComponentSpec) -> None:
+        base: tuple[str, ...] = ("spec", name)
+        impls = spec.implementations()
+        if len(impls) != 1:
+            allowed = ALLOWED_IMPLEMENTATIONS[name]
+            found = ", ".join(CUSTOM_FIELD if i.name == CUSTOM else i.name for i in impls)
+            self.add(
+                base,
+                f"exactly one of [{', '.join(allowed)}] must be specified; "
+                + (f"found {len(impls)}: {found}" if impls else "found none"),
+            )
+        for impl in impls:
+            self.implementation(name, spec, impl)
+        self.extension(name, spec)
+
+    def implementation(self, component: str, spec: ComponentSpec, impl: Implementation) -> None:
+        base: tuple[str, ...] = ("spec", component)
+        if impl.name == CUSTOM:
+            self.custom(component, spec)
+            return
+        path = (*base, impl.name)
+        framework = impl.spec
+        if not isinstance(framework, (PredictorExtensionSpec, ExplainerExtensionSpec)):
+            return
+        self.container(path, framework)
+        if framework.storage_uri:
+            problem = storage_uri_error(framework.storage_uri)
+            if problem:
+                self.add((*path, "storageUri"), problem)
+        if isinstance(framework, PredictorExtensionSpec):
+            self.predictor_framework(path, impl.name, framework)
+        else:
+            self.explainer_framework(path, impl.name, framework)
+
+    def predictor_framework(
+        self, path: tuple[str, ...], name: str, spec: PredictorExtensionSpec
+    ) -> None:
+        protocol = spec.protocol_version
+        protocol_path = (*path, "protocolVersion")
+        if protocol is not None:
+            if protocol not in PROTOCOL_VERSIONS:
+                self.add(protocol_path, f"must be v1 or v2; got {protocol!r}")
+            elif name == "pytorch" and protocol == PROTOCOL_V2:
+                self.add(
+                    protocol_path,
+                    "invalid inference protocol version for pytorch: only v1 is accepted "
+                    "(without modelClassName, v1 serves the model with TorchServe); got 'v2'",
+                )
+            elif name == "triton" and protocol != PROTOCOL_V2:
+                self.add(protocol_path, f"triton serves only the v2 protocol; got {protocol!r}")
+            elif name in V1_ONLY_FRAMEWORKS and protocol != PROTOCOL_V1:
+                self.add(protocol_path, f"{name} serves only the v1 protocol; got {protocol!r}")
+        if name in GPU_TAGGED_FRAMEWORKS and spec.runtime_version is not None:
+            runtime_path = (*path, "runtimeVersion")
+            gpu_tag = "-gpu" in spec.runtime_version
+            if spec.has_gpu() and not gpu_tag:
+                self.add(
+                    runtime_path,
+                    f"must contain '-gpu' because resources.limits requests {GPU_RESOURCE}; "
+                    f"got {spec.runtime_version!r}",
+                )
+            elif gpu_tag and not spec.has_gpu():
+                self.add(
+                    runtime_path,
+                    f"must not contain '-gpu' unless resources.limits requests {GPU_RESOURCE}; "
+                    f"got {spec.runtime_version!r}",
+                )
+        if isinstance(spec, ONNXRuntimeSpec) and spec.storage_uri:
+            extension = _path_extension(spec.storage_uri)
+            if extension and extension != ".onnx":
+                self.add(
+                    (*path, "storageUri"),
+                    "must name a .onnx file or a directory (no extension); "
+                    f"got extension {extension!r}",
+                )
+        if name == "pmml":
+            for index, arg in enumerate(spec.args or ()):
+                if arg == "--workers":
+                    self.add(
+                        (*path, "args", index),
+                        "invalid workers argument: use --workers=1 (pmml runs one worker); "
+                        "got '--workers' without a value",
+                    )
+                elif arg.startswith("--workers="):
+                    value = arg.split("=", 1)[1]
+                    if not value.isdigit() or int(value) > 1:
+                        self.add(
+                            (*path, "args", index),
+                            f"pmml supports at most one worker (--workers=1); got {arg!r}",
+                        )
+
+    def explainer_framework(
+        self, path: tuple[str, ...], name: str, spec: ExplainerExtensionSpec
+    ) -> None:
+        allowed = EXPLAINER_TYPES[name]
+        explainer_type = getattr(spec, "type", None)
+        if explainer_type not in allowed:
+            self.add(
+                (*path, "type"),
+                f"must be one of [{', '.join(allowed)}]; got {explainer_type!r}",
+            )
+        for key in sorted(spec.config or {}):
+            if not key.strip() or any(ch.isspace() for ch in key):
+                self.add(
+                    (*path, "config"),
+                    f"keys must be non-empty option names without spaces; got {key!r}",
+                )
+
+    def custom(self, component: str, spec: ComponentSpec) -> None:
+        base: tuple[str, ...] = ("spec", component, "containers")
+        for index, container in enumerate(spec.custom_containers()):
+            path: tuple[str | int, ...] = (*base, index)
+            self.container(path, container)
+            if index == 0 and not container.image:
+                self.add((*path, "image"), f"is required for a custom {component}")
+            if index > 0 and not container.name:
+                self.add((*path, "name"), "is required for every container after the first")
+        first: Container = spec.custom_containers()[0]
+        for index, var in enumerate(first.env or ()):
+            var_path: tuple[str | int, ...] = (*base, 0, "env", index, "value")
+            if var.value is None:
+                continue
+            if var.name == "STORAGE_URI" and var.value:
+                problem = storage_uri_error(var.value)
+                if problem:
+                    self.add(var_path, f"STORAGE_URI {problem}")
+            protocol_env = var.name == "PROTOCOL" and component == PREDICTOR
+            if protocol_env and var.value not in PROTOCOL_VERSIONS:
+                self.add(var_path, f"PROTOCOL must be v1 or v2; got {var.value!r}")
+
+    def container(self, path: Sequence[str | int], container: ContainerFields) -> None:
+        resources = container.resources
+        if resources is None:
+            return
+        values: dict[str, dict[str, Decimal | None]] = {}
+        for kind in ("requests", "limits"):
+            values[kind] = {}
+            for resource, value in sorted((getattr(resources, kind) or {}).items()):
+                problem = quantity_error(value)
+                if problem:
+                    self.add((*path, "resources", kind, resource), problem)
+                values[kind][resource] = _quantity(value)
+        for resource, request in sorted(values["requests"].items()):
+            limit = values["limits"].get(resource)
+            if request is not None and limit is not None and request > limit:
+                self.add(
+                    (*path, "resources", "requests", resource),
+                    f"must be less than or equal to resources.limits.{resource} "
+                    f"({resources.limits[resource] if resources.limits else ''}); "
+                    f"got {resources.requests[resource] if resources.requests else ''}",
+                )
+
+    def extension(self, component: str, spec: ComponentExtensionSpec) -> None:
+        base: tuple[str, ...] = ("spec", component)
+
+        def at_least(field: str, value: int | None, minimum: int) -> None:
+            if value is not None and value < minimum:
+                self.add((*base, field), f"must be greater than or equal to {minimum}; got {value}")
+
+        at_least("containerConcurrency", spec.container_concurrency, 0)
+        at_least("minReplicas", spec.min_replicas, 0)
+        at_least("maxReplicas", spec.max_replicas, 0)
+        min_replicas = 1 if spec.min_replicas is None else spec.min_replicas
+        max_replicas = spec.max_replicas or 0
+        if max_replicas > 0 and min_replicas >= 0 and min_replicas > max_replicas:
+            shown = "unset, meaning 1" if spec.min_replicas is None else str(min_replicas)
+            self.add(
+                (*base, "minReplicas"),
+                f"must be less than or equal to maxReplicas ({max_replicas}) unless maxReplicas "
+                f"is 0; got {shown}",
+            )
+        percent = spec.canary_traffic_percent
+        if percent is not None and not 0 <= percent <= 100:
+            self.add((*base, "canaryTrafficPercent"), f"must be between 0 and 100; got {percent}")
+        at_least("timeout", spec.timeout, 1)
+        at_least("scaleTarget", spec.scale_target, 1)
+        metric = spec.scale_metric
+        if metric is not None:
+            if metric not in SCALE_METRICS:
+                self.add(
+                    (*base, "scaleMetric"),
+                    f"must be one of [{', '.join(SCALE_METRICS)}]; got {metric!r}",
+                )
+            elif metric in ("cpu", "memory"):
+                autoscaler = self.isvc.annotations.get(AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS)
+                if autoscaler != HPA_CLASS:
+                    self.add(
+                        (*base, "scaleMetric"),
+                        f"{metric} needs the Knative HPA autoscaler: set the annotation "
+                        f"{AUTOSCALING_CLASS_ANNOTATION}: {HPA_CLASS} (concurrency and rps work "
+                        f"with the default KPA); got class {autoscaler!r}",
+                    )
+        if spec.logger is not None:
+            mode = spec.logger.mode
+            if mode is not None and mode not in LOGGER_MODES:
+                self.add(
+                    (*base, "logger", "mode"),
+                    f"must be one of [{', '.join(LOGGER_MODES)}]; got {mode!r}",
+                )
+            url = spec.logger.url
+            if url is not None and not _is_http_url(url):
+                self.add(
+                    (*base, "logger", "url"), f"must be an http:// or https:// URL; got {url!r}"
+                )
+        if spec.batcher is not None:
+            if component == EXPLAINER:
+                self.add(
+                    (*base, "batcher"),
+                    "batching is supported only on the predictor and the transformer",
+                )
+            batcher = spec.batcher
+            for field, value in (
+                ("maxBatchSize", batcher.max_batch_size),
+                ("maxLatency", batcher.max_latency),
+                ("timeout", batcher.timeout),
+            ):
+                if value is not None and value < 1:
+                    self.add(
+                        (*base, "batcher", field),
+                        f"must be greater than or equal to 1; got {value}",
+                    )
+
+    def run(self) -> list[FieldError]:
+        self.metadata()
+        self.annotations()
+        for name, spec in self.isvc.components():
+            self.component(name, spec)
+        return self.errors
+
+
+def validate_inference_service(
+    isvc: InferenceService | Mapping[str, Any], config: OperatorConfig
+) -> list[FieldError]:
+    """All problems with ``isvc`` (a model or a raw object); an empty list means valid."""
+    if isinstance(isvc, InferenceService):
+        model = isvc
+    else:
+        parsed, errors = parse_inference_service(isvc)
+        if parsed is None:
+            return errors
+        model = parsed
+    return _Validator(model, config).run()
+
+
+def validate_inference_service_dict(
+    data: Mapping[str, Any], config: OperatorConfig
+) -> list[FieldError]:
+    """Parse and validate a raw object (as a webhook receives it)."""
+    return validate_inference_service(data, config)
