@@ -50,7 +50,8 @@ def _run(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from kfserving_operator.render import render_main
 
-    return render_main(args.filename, args.config)
+    result: int = render_main(args.filename, args.config)
+    return result
 
 
 def _crds(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import Cluster, install_crds, start_cluster
+from tests.support.operator import OperatorProcess, run_operator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,3 +51,19 @@ def namespace(cluster: Cluster) -> Iterator[str]:
         check=False,
         capture_output=True,
     )
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        OperatorProcess | None]:
+    """The operator process, one per session; tests isolate themselves by namespace.
+
+    With ``KFSERVING_TEST_OPERATOR=external`` the operator is assumed to run in the cluster
+    already (installed by Helm on kind, say) and ``None`` is yielded.
+    """
+    if os.environ.get("KFSERVING_TEST_OPERATOR") == "external":
+        yield None
+        return
+    tmp: Path = tmp_path_factory.mktemp("operator")
+    with run_operator(cluster, tmp) as running:
+        yield running

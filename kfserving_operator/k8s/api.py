@@ -230,7 +230,7 @@ class KubeApi:
         """Record a core/v1 Event about ``involved``; failures are logged, never raised."""
         meta = involved["metadata"]
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
+        event: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
@@ -255,7 +255,8 @@ class KubeApi:
             "count": 1,
         }
         self.writes["event"] += 1
+        resource: Any = EventResource
         try:
-            await self._client.create(EventResource(event), namespace=event["metadata"]["namespace"])
+            await self._client.create(resource(event))
         except (ApiError, httpx2.HTTPStatusError) as exc:
             logger.warning("could not post event %s on %s: %s", reason, meta["name"], exc)

@@ -1,0 +1,320 @@
+"""kopf wiring: watches feed the cache and the work queue; startup brings up the webhooks.
+
+Only ``@kopf.on.event`` handlers are used. They store nothing on the watched objects, so kopf
+writes no bookkeeping annotations or finalizers onto InferenceServices or their children, and
+an operator restart over existing objects writes nothing at all. Reconciliation is level-based:
+an event only marks its InferenceService as needing a reconcile (see ``workqueue.py``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from kfserving_operator.api import constants as c
+from kfserving_operator.api.config import CONFIGMAP_NAME
+from kfserving_operator.k8s.api import KubeApi, KubeError, ResourceNotInstalled
+from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
+from kfserving_operator.operator.config_store import ConfigStore
+from kfserving_operator.operator.reconciler import Dependencies, Reconciler
+from kfserving_operator.operator.workqueue import WorkQueue
+from kfserving_operator.webhooks import certificates, registration
+from kfserving_operator.webhooks.server import AdmissionServer
+
+logger = logging.getLogger("kfserving_operator")
+
+KNATIVE_CRD = f"services.{c.KNATIVE_GROUP}"
+ISTIO_CRD = f"virtualservices.{c.ISTIO_GROUP}"
+
+
+@dataclass
+class OperatorOptions:
+    """How this operator process runs."""
+
+    namespace: str
+    webhook_mode: str  # "local", "cluster" or "off"
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 9443
+    cert_dir: str | None = None
+    workers: int = 8
+
+
+@dataclass
+class Runtime:
+    """Everything the handlers share, created at startup."""
+
+    options: OperatorOptions
+    cache: ObjectCache = field(default_factory=ObjectCache)
+    config: ConfigStore = field(default_factory=ConfigStore)
+    dependencies: Dependencies = field(default_factory=Dependencies)
+    api: KubeApi | None = None
+    queue: WorkQueue[IsvcKey] | None = None
+    reconciler: Reconciler | None = None
+    server: AdmissionServer | None = None
+
+    def enqueue_all(self) -> None:
+        if self.queue is not None:
+            for key in self.cache.isvc_keys():
+                self.queue.add(key)
+
+
+async def _probe_dependencies(api: KubeApi, dependencies: Dependencies) -> None:
+    """Ask the API whether Knative's and Istio's resources are served."""
+    probes = (("knative_installed", c.KNATIVE_API_VERSION, "Service"),
+              ("istio_installed", c.ISTIO_API_VERSION, "VirtualService"))
+    for attribute, api_version, kind in probes:
+        try:
+            await api.list(api_version, kind, labels={"kfserving-operator/probe": "none"})
+        except ResourceNotInstalled:
+            setattr(dependencies, attribute, False)
+        except (KubeError, ValueError) as exc:
+            logger.warning("could not probe %s %s: %s", api_version, kind, exc)
+        else:
+            setattr(dependencies, attribute, True)
+    logger.info("dependencies: knative serving %s, istio %s",
+                "installed" if dependencies.knative_installed else "NOT installed",
+                "installed" if dependencies.istio_installed else "NOT installed")
+
+
+async def _prime_cache(runtime: Runtime) -> None:
+    """Load every existing child before the first reconcile.
+
+    Without this, the first InferenceService events after a restart could be reconciled
+    before the children's watch has delivered them, and the operator would re-apply children
+    that exist and are correct: writes on every restart.
+    """
+    assert runtime.api is not None
+    kinds = [("v1", "Service")]
+    if runtime.dependencies.knative_installed:
+        kinds.append((c.KNATIVE_API_VERSION, "Service"))
+    if runtime.dependencies.istio_installed:
+        kinds.append((c.ISTIO_API_VERSION, "VirtualService"))
+    for api_version, kind in kinds:
+        try:
+            children = await runtime.api.list(api_version, kind,
+                                              labels={c.ISVC_LABEL: operators_exists()})
+        except KubeError as exc:
+            logger.warning("could not list %s %s at startup: %s", api_version, kind, exc)
+            continue
+        for child in children:
+            child.setdefault("apiVersion", api_version)
+            child.setdefault("kind", kind)
+            runtime.cache.put_child(child)
+        logger.info("primed the cache with %d %s", len(children), kind)
+
+
+def operators_exists() -> Any:
+    from lightkube import operators
+
+    return operators.exists()
+
+
+async def _load_config(runtime: Runtime) -> None:
+    assert runtime.api is not None
+    try:
+        configmap = await runtime.api.get("v1", "ConfigMap", CONFIGMAP_NAME,
+                                          runtime.options.namespace)
+    except KubeError as exc:
+        logger.error("cannot read %s/%s: %s; using the defaults",
+                     runtime.options.namespace, CONFIGMAP_NAME, exc)
+        return
+    if configmap is None:
+        logger.warning("%s/%s not found; using the built-in defaults",
+                       runtime.options.namespace, CONFIGMAP_NAME)
+        return
+    await _take_config(runtime, configmap)
+
+
+async def _take_config(runtime: Runtime, configmap: dict[str, Any]) -> None:
+    changed, problems = runtime.config.update(configmap)
+    if problems and runtime.api is not None:
+        message = "; ".join(str(p) for p in problems)
+        await runtime.api.post_event(configmap, "Warning", "InvalidConfig", message)
+    if changed:
+        logger.info("operator config changed; reconciling every InferenceService")
+        runtime.enqueue_all()
+
+
+async def _start_webhooks(runtime: Runtime) -> None:
+    options, api = runtime.options, runtime.api
+    assert api is not None
+    if options.webhook_mode == "off":
+        return
+    if options.webhook_mode == "local":
+        certificate = certificates.loopback_certificate(options.webhook_host)
+        base = f"https://{options.webhook_host}:{options.webhook_port}"
+
+        def client_config(path: str) -> dict[str, Any]:
+            return registration.url_client_config(base, path, certificate.ca_bundle)
+    else:
+        certificate = await _cluster_certificate(runtime)
+
+        def client_config(path: str) -> dict[str, Any]:
+            return registration.service_client_config(
+                certificates.SERVICE_NAME, options.namespace, path, certificate.ca_bundle)
+
+    runtime.server = AdmissionServer(api, runtime.config.get, certificate,
+                                     options.webhook_host, options.webhook_port)
+    await runtime.server.start()
+    # Registering after the server is up means the apiserver never calls a dead endpoint.
+    await api.apply(registration.mutating_configuration(client_config, options.namespace))
+    await api.apply(registration.validating_configuration(client_config))
+    logger.info("webhook configurations registered (%s mode)", options.webhook_mode)
+
+
+async def _cluster_certificate(runtime: Runtime) -> certificates.ServingCertificate:
+    options, api = runtime.options, runtime.api
+    assert api is not None
+    if options.cert_dir:
+        return certificates.from_directory(Path(options.cert_dir))
+    secret = await api.get("v1", "Secret", certificates.SECRET_NAME, options.namespace)
+    if certificates.secret_needs_renewal(secret, datetime.datetime.now(datetime.UTC)):
+        secret = await api.apply(certificates.new_secret(certificates.SERVICE_NAME,
+                                                         options.namespace))
+        logger.info("issued a new webhook serving certificate into secret %s/%s",
+                    options.namespace, certificates.SECRET_NAME)
+    assert secret is not None
+    return certificates.from_secret(secret, Path(tempfile.mkdtemp(prefix="kfserving-certs-")))
+
+
+async def _stop_webhooks(runtime: Runtime) -> None:
+    api = runtime.api
+    if runtime.options.webhook_mode == "local" and api is not None:
+        # Unregister before the server stops: with failurePolicy Fail a registration that
+        # points at a dead loopback port would block every later InferenceService write.
+        for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+            try:
+                await api.delete("admissionregistration.k8s.io/v1", kind,
+                                 registration.CONFIGURATION_NAME)
+            except KubeError as exc:
+                logger.warning("could not remove %s: %s", kind, exc)
+    if runtime.server is not None:
+        await runtime.server.stop()
+
+
+def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    """Register every handler on a fresh registry bound to ``runtime``."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # kopf would otherwise log in through the official `kubernetes` client when it is
+        # installed, which costs ~50 MiB of memory for nothing: read the kubeconfig directly.
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+        return info or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # no Event writes for log lines
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 60
+        runtime.api = KubeApi()
+        await _load_config(runtime)
+        await _probe_dependencies(runtime.api, runtime.dependencies)
+        await _prime_cache(runtime)
+        runtime.reconciler = Reconciler(runtime.api, runtime.cache, runtime.config.get,
+                                        runtime.dependencies)
+        runtime.queue = WorkQueue(runtime.reconciler.reconcile, workers=runtime.options.workers)
+        runtime.queue.start()
+        await _start_webhooks(runtime)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        if runtime.queue is not None:
+            await runtime.queue.stop()
+        await _stop_webhooks(runtime)
+        if runtime.api is not None:
+            await runtime.api.close()
+
+    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
+    async def inference_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        obj = dict(body)
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if type == "DELETED":
+            runtime.cache.drop_isvc(key)
+            if runtime.queue is not None:
+                runtime.queue.forget(key)
+            if runtime.reconciler is not None:
+                runtime.reconciler.forget(key)
+            return
+        previous = runtime.cache.isvcs.get(key)
+        runtime.cache.put_isvc(obj)
+        # Our own status write comes back as an event; only spec/metadata changes matter.
+        if previous is not None and _same_input(previous, obj):
+            return
+        if runtime.queue is not None:
+            runtime.queue.add(key)
+
+    def _child_event(type: str | None, body: kopf.Body) -> None:
+        obj = dict(body)
+        parent = runtime.cache.put_child(obj, deleted=type == "DELETED")
+        if parent is not None and runtime.queue is not None and parent in runtime.cache.isvcs:
+            runtime.queue.add(parent)
+
+    def _owned(**kwargs: Any) -> bool:
+        return controller_owner(dict(kwargs["body"])) is not None
+
+    @kopf.on.event(c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services", when=_owned,
+                   registry=registry)
+    async def knative_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        _child_event(type, body)
+
+    @kopf.on.event(c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices", when=_owned,
+                   registry=registry)
+    async def virtual_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        _child_event(type, body)
+
+    @kopf.on.event("", "v1", "services", when=_owned, registry=registry)
+    async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        _child_event(type, body)
+
+    def _is_config(**kwargs: Any) -> bool:
+        return bool(kwargs["name"] == CONFIGMAP_NAME
+                    and kwargs["namespace"] == runtime.options.namespace)
+
+    @kopf.on.event("", "v1", "configmaps", when=_is_config, registry=registry)
+    async def config_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        if type == "DELETED":
+            logger.error("%s/%s was deleted; keeping the last good config",
+                         runtime.options.namespace, CONFIGMAP_NAME)
+            return
+        await _take_config(runtime, dict(body))
+
+    def _is_dependency_crd(**kwargs: Any) -> bool:
+        return kwargs["name"] in {KNATIVE_CRD, ISTIO_CRD}
+
+    @kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                   when=_is_dependency_crd, registry=registry)
+    async def dependency_crd_event(type: str | None, name: str, **_: Any) -> None:
+        installed = type != "DELETED"
+        attribute = "knative_installed" if name == KNATIVE_CRD else "istio_installed"
+        if getattr(runtime.dependencies, attribute) != installed:
+            setattr(runtime.dependencies, attribute, installed)
+            logger.info("%s is now %s", name, "installed" if installed else "gone")
+            runtime.enqueue_all()
+
+    return registry
+
+
+def _same_input(previous: dict[str, Any], current: dict[str, Any]) -> bool:
+    """True when only the status (or server bookkeeping) changed between two versions."""
+    def essence(obj: dict[str, Any]) -> tuple[Any, ...]:
+        meta = obj.get("metadata", {})
+        return (obj.get("spec"), meta.get("generation"), meta.get("labels"),
+                meta.get("annotations"), meta.get("deletionTimestamp"), meta.get("uid"))
+    if essence(previous) != essence(current):
+        return False
+    # A status someone else wrote (or a stale one) still needs our status to win back.
+    return previous.get("status") == current.get("status")
+
+
+def operator_namespace(explicit: str | None) -> str:
+    return explicit or os.environ.get("POD_NAMESPACE") or "kfserving-system"

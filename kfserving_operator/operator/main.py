@@ -1,0 +1,54 @@
+"""Run the operator: kopf's watches, the reconcile workers and the webhooks, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import kopf
+
+from kfserving_operator.operator.handlers import (
+    OperatorOptions,
+    Runtime,
+    build_registry,
+    operator_namespace,
+)
+
+
+def _in_cluster() -> bool:
+    return Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists() and bool(
+        os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def resolve_webhook_mode(mode: str) -> str:
+    if mode == "auto":
+        return "cluster" if _in_cluster() else "local"
+    return mode
+
+
+def run_operator(*, namespace: str | None, webhook_mode: str, webhook_port: int,
+                 webhook_host: str, verbose: bool, cert_dir: str | None = None) -> int:
+    """Run until interrupted; returns the process exit code."""
+    mode = resolve_webhook_mode(webhook_mode)
+    host = webhook_host if mode != "cluster" or webhook_host != "127.0.0.1" else "0.0.0.0"
+    options = OperatorOptions(
+        namespace=operator_namespace(namespace),
+        webhook_mode=mode,
+        webhook_host=host,
+        webhook_port=webhook_port,
+        cert_dir=cert_dir or os.environ.get("KFSERVING_CERT_DIR"),
+    )
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    kopf.configure(verbose=verbose)
+    runtime = Runtime(options)
+    registry = build_registry(runtime)
+    logging.getLogger("kfserving_operator").info(
+        "starting: namespace=%s webhooks=%s", options.namespace, mode)
+    asyncio.run(kopf.operator(registry=registry, standalone=True, clusterwide=True,
+                              liveness_endpoint=os.environ.get("KFSERVING_LIVENESS")))
+    return 0

@@ -1,0 +1,222 @@
+"""The thin shell around the pure reconcile core: observe, plan, apply what changed.
+
+One reconcile of one InferenceService:
+
+1. Observe: the InferenceService and its children come from the watch cache, so a reconcile
+   of an unchanged world makes no requests at all.
+2. Plan: :func:`kfserving_operator.reconcile.plan.plan_reconcile` returns the desired children,
+   the children to delete, the new status and the events to post.
+3. Apply only what differs. Each child carries a hash of its desired form; a child whose hash
+   matches and whose owned fields are still as desired is left alone. Status is written only
+   when it differs from the stored one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kfserving_operator.api import constants as c
+from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.k8s.api import KubeApi, KubeError, ResourceNotInstalled
+from kfserving_operator.operator.cache import IsvcKey, ObjectCache
+from kfserving_operator.operator.workqueue import Requeue
+from kfserving_operator.reconcile.plan import Observed, plan_reconcile
+
+logger = logging.getLogger(__name__)
+
+SPEC_HASH_ANNOTATION = f"{c.GROUP}/spec-hash"
+# While a dependency is missing, look again now and then even without a CRD event.
+MISSING_DEPENDENCY_RECHECK_SECONDS = 30.0
+
+
+def spec_hash(obj: dict[str, Any]) -> str:
+    """A stable hash of a desired child (without the hash annotation itself)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def with_hash(obj: dict[str, Any]) -> dict[str, Any]:
+    digest = spec_hash(obj)
+    meta = dict(obj["metadata"])
+    meta["annotations"] = {**(meta.get("annotations") or {}), SPEC_HASH_ANNOTATION: digest}
+    return {**obj, "metadata": meta}
+
+
+def is_subset(desired: Any, observed: Any) -> bool:
+    """True when everything in ``desired`` is present and equal in ``observed``.
+
+    Dicts may carry extra keys (server or Knative defaults); lists must match element-wise.
+    """
+    if isinstance(desired, dict):
+        if not isinstance(observed, dict):
+            return False
+        return all(k in observed and is_subset(v, observed[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(observed, list) or len(desired) != len(observed):
+            return False
+        return all(is_subset(d, o) for d, o in zip(desired, observed, strict=True))
+    return bool(desired == observed)
+
+
+def _child_key(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj["metadata"]
+    return (obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+@dataclass
+class Dependencies:
+    """Which of the CRDs we write to are served, as last probed."""
+
+    knative_installed: bool = True
+    istio_installed: bool = True
+
+
+@dataclass
+class Reconciler:
+    """Reconciles one InferenceService key at a time (the work queue guarantees that)."""
+
+    api: KubeApi
+    cache: ObjectCache
+    config: Callable[[], OperatorConfig]
+    dependencies: Dependencies = field(default_factory=Dependencies)
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+    # resourceVersion our last apply produced, per child: if the server normalises a field
+    # we set, the subset check fails forever; this stops that from becoming a hot loop.
+    _applied_versions: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    _problems: dict[IsvcKey, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+    def forget(self, key: IsvcKey) -> None:
+        self._problems.pop(key, None)
+        for child in [k for k in self._applied_versions if k[2] == key[0]]:
+            if child[3].startswith(key[1]):
+                self._applied_versions.pop(child, None)
+
+    def _observed(self, key: IsvcKey) -> Observed:
+        children = self.cache.children(key)
+        return Observed(
+            ksvcs=dict(children.ksvcs),
+            virtual_service=children.virtual_service,
+            service=children.service,
+            knative_installed=self.dependencies.knative_installed,
+            istio_installed=self.dependencies.istio_installed,
+            problems=self._problems.get(key, ()),
+        )
+
+    def _observed_child(self, obj: dict[str, Any], observed: Observed) -> dict[str, Any] | None:
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        found: dict[str, Any] | None = None
+        if api_version == c.KNATIVE_API_VERSION and kind == "Service":
+            component = obj["metadata"].get("labels", {}).get(c.COMPONENT_LABEL, "")
+            found = observed.ksvcs.get(component)
+        elif kind == "VirtualService":
+            found = observed.virtual_service
+        elif api_version == "v1" and kind == "Service":
+            found = observed.service
+        return found
+
+    def _up_to_date(self, desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+        if current is None:
+            return False
+        annotations = current.get("metadata", {}).get("annotations") or {}
+        wanted = desired["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+        if annotations.get(SPEC_HASH_ANNOTATION) != wanted:
+            return False
+        if is_subset(_owned(desired), current):
+            return True
+        # Hash matches but the object differs: either someone edited it (repair it), or the
+        # server normalised what we wrote (leave it, or we would apply forever).
+        applied = self._applied_versions.get(_child_key(desired))
+        return applied is not None and applied == current.get("metadata", {}).get(
+            "resourceVersion")
+
+    async def _apply_children(self, key: IsvcKey, plan_apply: tuple[dict[str, Any], ...],
+                              observed: Observed) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        for child in plan_apply:
+            desired = with_hash(child)
+            if self._up_to_date(desired, self._observed_child(desired, observed)):
+                continue
+            try:
+                result = await self.api.apply(desired)
+            except ResourceNotInstalled:
+                self._mark_missing(desired)
+                problems.append(_missing_problem(desired))
+                continue
+            except KubeError as exc:
+                problems.append(("ApplyFailed", str(exc)))
+                continue
+            self._applied_versions[_child_key(desired)] = str(
+                result.get("metadata", {}).get("resourceVersion", ""))
+            self.cache.put_child(result)
+        return problems
+
+    def _mark_missing(self, obj: dict[str, Any]) -> None:
+        if obj["apiVersion"] == c.KNATIVE_API_VERSION:
+            self.dependencies.knative_installed = False
+        elif obj["apiVersion"].startswith(c.ISTIO_GROUP):
+            self.dependencies.istio_installed = False
+
+    async def reconcile(self, key: IsvcKey) -> None:
+        isvc = self.cache.isvcs.get(key)
+        if isvc is None or isvc.get("metadata", {}).get("deletionTimestamp"):
+            return
+        config = self.config()
+        observed = self._observed(key)
+        plan = plan_reconcile(isvc, config, observed, self.clock())
+        problems = await self._apply_children(key, plan.apply, observed)
+        for ref in plan.delete:
+            try:
+                await self.api.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
+            except KubeError as exc:
+                problems.append(("DeleteFailed", str(exc)))
+        previous_problems = self._problems.get(key, ())
+        if problems:
+            self._problems[key] = tuple(problems)
+        else:
+            self._problems.pop(key, None)
+        if tuple(problems) != previous_problems:
+            # Re-plan so the status tells the truth about what just failed (or recovered).
+            plan = plan_reconcile(isvc, config, self._observed(key), self.clock())
+        await self._write_status(isvc, plan.status)
+        for event_type, reason, message in plan.events:
+            await self.api.post_event(isvc, event_type, reason, message)
+        if not (self.dependencies.knative_installed and self.dependencies.istio_installed):
+            raise Requeue(MISSING_DEPENDENCY_RECHECK_SECONDS)
+        if problems:
+            raise RuntimeError("; ".join(message for _, message in problems))
+
+    async def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> None:
+        if isvc.get("status") == status:
+            return
+        meta = isvc["metadata"]
+        result = await self.api.apply_status({
+            "apiVersion": c.API_VERSION,
+            "kind": c.KIND,
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "status": status,
+        })
+        # Keep the cache ahead of the watch so the next reconcile compares with what we wrote.
+        cached = self.cache.isvcs.get((meta["namespace"], meta["name"]))
+        if cached is not None and result.get("metadata", {}).get("uid") == meta.get("uid"):
+            self.cache.isvcs[(meta["namespace"], meta["name"])] = {**cached,
+                                                                   "status": result.get("status")}
+
+
+def _owned(desired: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a desired child we compare: everything but apiVersion/kind bookkeeping."""
+    return {k: v for k, v in desired.items() if k not in {"apiVersion", "kind"}}
+
+
+def _missing_problem(obj: dict[str, Any]) -> tuple[str, str]:
+    if obj["apiVersion"] == c.KNATIVE_API_VERSION:
+        return ("KnativeServingNotInstalled",
+                "the serving.knative.dev/v1 Service resource is not served; install Knative "
+                "Serving")
+    return ("IstioNotInstalled",
+            f"the {obj['apiVersion']} {obj['kind']} resource is not served; install Istio")

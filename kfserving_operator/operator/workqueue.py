@@ -1,0 +1,123 @@
+"""A deduplicating work queue with per-key exponential backoff, like client-go's.
+
+Watch events only *enqueue* a key; workers reconcile the latest state of that key. So a burst
+of events costs one reconcile, one key is never reconciled by two workers at once, and a key
+that keeps failing backs off (0.5 s doubling to 5 min) without delaying any other key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+Key = TypeVar("Key", bound=Hashable)
+
+
+class Requeue(Exception):
+    """Raised by a worker that wants its key again later without it counting as a failure."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"requeue in {delay}s")
+        self.delay = delay
+
+
+class WorkQueue(Generic[Key]):
+    """Keys in, one reconcile per key at a time out."""
+
+    def __init__(self, handler: Callable[[Key], Awaitable[None]], *, workers: int = 8,
+                 base_delay: float = 0.5, max_delay: float = 300.0) -> None:
+        self._handler = handler
+        self._workers = workers
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._processing: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._failures: dict[Key, int] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.processed = 0
+
+    def add(self, key: Key) -> None:
+        """Reconcile ``key`` soon; a key already waiting or running is not added twice."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        self._queue.put_nowait(key)
+
+    def add_after(self, key: Key, delay: float) -> None:
+        """Reconcile ``key`` after ``delay`` seconds (an earlier ``add`` wins)."""
+        if key in self._timers or key in self._queued:
+            return
+        loop = asyncio.get_running_loop()
+        self._timers[key] = loop.call_later(delay, self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def forget(self, key: Key) -> None:
+        """Drop backoff state and pending retries of a key that no longer exists."""
+        self._failures.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def backoff(self, key: Key) -> float:
+        failures = self._failures.get(key, 0)
+        return float(min(self._max_delay, self._base_delay * (2 ** max(0, failures - 1))))
+
+    def pending(self) -> int:
+        return len(self._queued) + len(self._processing) + len(self._timers)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._processing.add(key)
+            try:
+                await self._handler(key)
+            except asyncio.CancelledError:
+                raise
+            except Requeue as requeue:
+                self._failures.pop(key, None)
+                self.add_after(key, requeue.delay)
+            except Exception:
+                self._failures[key] = self._failures.get(key, 0) + 1
+                delay = self.backoff(key)
+                logger.exception("reconcile of %s failed; retrying in %.1fs", key, delay)
+                self.add_after(key, delay)
+            else:
+                self._failures.pop(key, None)
+            finally:
+                self.processed += 1
+                self._processing.discard(key)
+                self._queue.task_done()
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}")
+                           for i in range(self._workers)]
+
+    async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []

@@ -1,0 +1,290 @@
+"""The reconcile entry point: from an InferenceService and what exists, to what to do.
+
+``plan_reconcile`` is pure (no I/O, no clock, no kopf): the operator shell gathers the
+observed children, calls it, applies ``Plan.apply`` in order, creates ``Plan.create_if_missing``
+objects that do not exist, deletes ``Plan.delete``, writes ``Plan.status`` and posts
+``Plan.events``. The same inputs always give an equal plan, so an unchanged world gives the
+same status dict and no write is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.api.constants import (
+    COMPONENTS,
+    KNATIVE_API_VERSION,
+    PREDICTOR,
+    TRANSFORMER,
+    knative_service_name,
+)
+from kfserving_operator.api.defaulting import default_inference_service
+from kfserving_operator.api.inference_service import InferenceService
+from kfserving_operator.api.predictor import PredictorSpec
+from kfserving_operator.api.validation import (
+    FieldError,
+    parse_inference_service,
+    validate_inference_service,
+)
+from kfserving_operator.reconcile.common import JsonDict, format_time, mapping, text
+from kfserving_operator.reconcile.conditions import (
+    FALSE,
+    READY,
+    REASON_INTERNAL_ERROR,
+    REASON_INVALID_SPEC,
+    TRUE,
+    Cond,
+    component_conditions,
+    finalize_conditions,
+    ingress_condition,
+    ready_condition,
+    ready_type,
+)
+from kfserving_operator.reconcile.containers import is_multi_model
+from kfserving_operator.reconcile.istio import (
+    external_name_service,
+    service_host,
+    url_scheme,
+    virtual_service,
+)
+from kfserving_operator.reconcile.knative import knative_service, model_config_map
+from kfserving_operator.reconcile.status import address_url, component_status, stored_status
+from kfserving_operator.reconcile.traffic import desired_traffic, rollout_annotation
+
+log = logging.getLogger(__name__)
+
+EVENT_READY: Final = "InferenceServiceReady"
+EVENT_NOT_READY: Final = "InferenceServiceNotReady"
+
+Event = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What exists in the cluster for one InferenceService."""
+
+    # component -> observed Knative Service (only those that exist), found by the label
+    # serving.kubeflow.org/inferenceservice=<name>.
+    ksvcs: Mapping[str, dict[str, Any]]
+    virtual_service: dict[str, Any] | None
+    service: dict[str, Any] | None  # the ExternalName Service
+    knative_installed: bool = True
+    istio_installed: bool = True
+    # (reason, message) of errors the shell hit last time, e.g. ("ApplyFailed", "...").
+    problems: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ChildRef:
+    """A child object to delete."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the shell should do for one InferenceService."""
+
+    # Desired children in apply order: Knative Services, the Service, the VirtualService.
+    apply: tuple[dict[str, Any], ...]
+    # Children to delete (the Knative Service of a component removed from the spec).
+    delete: tuple[ChildRef, ...]
+    # The full new status (wire format), ready to be written as is.
+    status: dict[str, Any]
+    # (type Normal|Warning, reason, message) events to post.
+    events: tuple[Event, ...]
+    # Objects to create when absent and never update: the model list ConfigMap of a
+    # multi-model predictor (its content belongs to the TrainedModel controller).
+    create_if_missing: tuple[dict[str, Any], ...] = field(default=())
+
+
+def _ready_status(status: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    for cond in status.get("conditions") or ():
+        if isinstance(cond, Mapping) and cond.get("type") == READY:
+            return text(cond.get("status")), text(cond.get("message"))
+    return None, None
+
+
+def ready_events(name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Event]:
+    """InferenceServiceReady / InferenceServiceNotReady when Ready enters or leaves True."""
+    old, _ = _ready_status(before)
+    new, message = _ready_status(after)
+    if new == TRUE and old != TRUE:
+        return [("Normal", EVENT_READY, f"InferenceService [{name}] is Ready")]
+    if old == TRUE and new != TRUE:
+        detail = f": {message}" if message else ""
+        message = f"InferenceService [{name}] is no longer Ready{detail}"
+        return [("Warning", EVENT_NOT_READY, message)]
+    return []
+
+
+def _generation(raw: Mapping[str, Any]) -> int | None:
+    value = mapping(raw.get("metadata")).get("generation")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _failed_plan(raw: Mapping[str, Any], now: datetime, reason: str, message: str) -> Plan:
+    """No children touched; the stored status with Ready False (reason, message)."""
+    name = text(mapping(raw.get("metadata")).get("name")) or ""
+    before = stored_status(raw.get("status"))
+    after: JsonDict = dict(before)
+    generation = _generation(raw)
+    if generation is not None:
+        after["observedGeneration"] = generation
+    previous = [c for c in before.get("conditions") or () if isinstance(c, Mapping)]
+    kept = [
+        Cond(
+            str(c.get("type")),
+            str(c.get("status")),
+            text(c.get("reason")),
+            text(c.get("message")),
+            text(c.get("severity")),
+        )
+        for c in previous
+        if c.get("type") != READY
+    ]
+    kept.append(Cond(READY, FALSE, reason, message))
+    after["conditions"] = finalize_conditions(kept, previous, format_time(now))
+    return Plan((), (), after, tuple(ready_events(name, before, after)))
+
+
+def invalid_spec_message(errors: list[FieldError]) -> str:
+    """All validation problems in one condition message."""
+    return "the InferenceService spec is invalid: " + "; ".join(str(e) for e in errors)
+
+
+def plan_reconcile(
+    isvc: dict[str, Any], config: OperatorConfig, observed: Observed, now: datetime
+) -> Plan:
+    """Everything to do for ``isvc`` (the raw object, status included). Never raises."""
+    try:
+        return _plan(isvc, config, observed, now)
+    except Exception as exc:  # a bug must not stop the other InferenceServices
+        log.exception("planning the reconcile of an InferenceService failed")
+        return _failed_plan(
+            isvc if isinstance(isvc, Mapping) else {},
+            now,
+            REASON_INTERNAL_ERROR,
+            f"the operator failed to compute the desired state ({type(exc).__name__}: {exc}); "
+            "please report this as a bug",
+        )
+
+
+def parse_and_default(
+    raw: Mapping[str, Any], config: OperatorConfig
+) -> tuple[InferenceService | None, list[FieldError]]:
+    """Parse, default and validate the way the admission webhooks do."""
+    spec_only = {k: v for k, v in raw.items() if k != "status"}
+    model, errors = parse_inference_service(spec_only)
+    if model is None:
+        return None, errors
+    defaulted = default_inference_service(model, config)
+    errors = validate_inference_service(defaulted, config)
+    if errors:
+        return None, errors
+    return defaulted, []
+
+
+def _plan(raw: dict[str, Any], config: OperatorConfig, observed: Observed, now: datetime) -> Plan:
+    metadata = mapping(raw.get("metadata"))
+    before = stored_status(raw.get("status"))
+    if metadata.get("deletionTimestamp"):
+        # Children go away through their ownerReferences; nothing to apply or write.
+        return Plan((), (), before, ())
+    isvc, errors = parse_and_default(raw, config)
+    if isvc is None:
+        return _failed_plan(raw, now, REASON_INVALID_SPEC, invalid_spec_message(errors))
+
+    stamp = format_time(now)
+    components = isvc.components()
+    present = {name for name, _ in components}
+    stored_components = mapping(before.get("components"))
+    stored_annotations = dict(mapping(before.get("annotations")))
+    annotations = {
+        k: v
+        for k, v in stored_annotations.items()
+        if not any(k == rollout_annotation(c) for c in COMPONENTS)
+    }
+
+    applies: list[JsonDict] = []
+    events: list[Event] = []
+    new_components: JsonDict = {}
+    component_conds: list[tuple[str, Cond]] = []
+    conditions: list[Cond] = []
+    for name, spec in components:
+        ksvc_ref = f"{isvc.namespace}/{knative_service_name(isvc.name, name)}"
+        ksvc = observed.ksvcs.get(name) if observed.knative_installed else None
+        state_key = rollout_annotation(name)
+        comp_status, rollout = component_status(
+            name, mapping(stored_components.get(name)), ksvc, stored_annotations.get(state_key)
+        )
+        new_components[name] = comp_status
+        if rollout.state:
+            annotations[state_key] = rollout.state
+        events.extend(rollout.events)
+        conds = component_conditions(name, ksvc_ref, ksvc, observed.knative_installed)
+        conditions.extend(conds)
+        component_conds.append((name, next(c for c in conds if c.type == ready_type(name))))
+        if observed.knative_installed:
+            traffic = desired_traffic(
+                spec.canary_traffic_percent,
+                rollout.latest_rolled_out,
+                isvc.tag_routing_enabled(),
+            )
+            applies.append(knative_service(isvc, name, spec, config, traffic))
+
+    applies.append(external_name_service(isvc, config))
+    ingress = ingress_condition(component_conds, observed.istio_installed)
+    conditions.append(ingress)
+
+    url = text(before.get("url"))
+    address = text(mapping(before.get("address")).get("url"))
+    if ingress.status == TRUE:
+        entry = TRANSFORMER if TRANSFORMER in present else PREDICTOR
+        entry_url = text(mapping(new_components.get(entry)).get("url"))
+        host = service_host(isvc, config, entry, entry_url)
+        applies.append(virtual_service(isvc, config, host, present))
+        url = f"{url_scheme(config, entry_url)}://{host}"
+        address = address_url(isvc, config)
+
+    ready = ready_condition([c for _, c in component_conds] + [ingress], observed.problems)
+    conditions.append(ready)
+
+    after: JsonDict = {}
+    generation = _generation(raw)
+    if generation is not None:
+        after["observedGeneration"] = generation
+    previous = [c for c in before.get("conditions") or () if isinstance(c, Mapping)]
+    after["conditions"] = finalize_conditions(conditions, previous, stamp)
+    if url:
+        after["url"] = url
+    if address:
+        after["address"] = {"url": address}
+    after["components"] = new_components
+    if annotations:
+        after["annotations"] = dict(sorted(annotations.items()))
+
+    deletes = tuple(
+        ChildRef(
+            KNATIVE_API_VERSION,
+            "Service",
+            text(mapping(obj.get("metadata")).get("name")) or knative_service_name(isvc.name, c),
+            text(mapping(obj.get("metadata")).get("namespace")) or isvc.namespace,
+        )
+        for c, obj in sorted(observed.ksvcs.items())
+        if c not in present and observed.knative_installed
+    )
+    ensure: tuple[JsonDict, ...] = ()
+    predictor = isvc.spec.predictor
+    if isinstance(predictor, PredictorSpec) and is_multi_model(predictor, config):
+        ensure = (model_config_map(isvc),)
+    events.extend(ready_events(isvc.name, before, after))
+    return Plan(tuple(applies), deletes, after, tuple(events), ensure)

@@ -1,0 +1,122 @@
+"""AdmissionReview in, AdmissionReview out: the pure part of every webhook.
+
+The server (``server.py``) only decodes HTTP, reads what a review needs from the API (the
+config, a pod's ServiceAccount and Secrets) and calls one of these functions. Defaulting
+and validation are the same functions the reconciler and ``render`` use, so what is
+admitted is exactly what is reconciled.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jsonpatch
+
+from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.api.defaulting import default_inference_service
+from kfserving_operator.api.validation import (
+    FieldError,
+    parse_inference_service,
+    validate_inference_service,
+)
+from kfserving_operator.podmutation.credentials import CredentialSources
+from kfserving_operator.podmutation.errors import PodMutationError
+from kfserving_operator.podmutation.mutator import is_in_scope, mutate_pod, pod_patch
+
+Review = Mapping[str, Any]
+
+
+def review_response(
+    review: Review,
+    *,
+    allowed: bool,
+    message: str | None = None,
+    code: int | None = None,
+    patch: list[dict[str, Any]] | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    """An ``admission.k8s.io/v1`` AdmissionReview answering ``review``."""
+    response: dict[str, Any] = {"uid": review.get("request", {}).get("uid", ""),
+                                "allowed": allowed}
+    if message is not None or code is not None:
+        response["status"] = {
+            "code": code or (200 if allowed else 422),
+            "message": message or "",
+            "reason": "Invalid" if not allowed else "",
+        }
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    if warnings:
+        response["warnings"] = warnings
+    return {
+        "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
+        "kind": "AdmissionReview",
+        "response": response,
+    }
+
+
+def format_denial(kind: str, name: str, errors: list[FieldError]) -> str:
+    """One message naming every field at fault, as ``kubectl apply`` will print it."""
+    shown = "; ".join(str(error) for error in errors)
+    return f"{kind} {name!r} is invalid: {shown}"
+
+
+def review_inference_service_defaulting(review: Review, config: OperatorConfig) -> dict[str, Any]:
+    """Fill the defaults into a created or updated InferenceService.
+
+    An object that does not parse is admitted unchanged here: the validating webhook, which
+    runs after every mutation, rejects it with the full list of problems.
+    """
+    request = review.get("request", {})
+    if request.get("operation") not in {"CREATE", "UPDATE"}:
+        return review_response(review, allowed=True)
+    original = request.get("object") or {}
+    parsed, errors = parse_inference_service(original)
+    if parsed is None or errors:
+        return review_response(review, allowed=True)
+    defaulted = default_inference_service(parsed, config).to_wire()
+    before = {"spec": copy.deepcopy(original.get("spec", {}))}
+    after = {"spec": defaulted.get("spec", {})}
+    patch = [dict(op) for op in jsonpatch.make_patch(before, after).patch]
+    return review_response(review, allowed=True, patch=patch)
+
+
+def review_inference_service_validation(
+    review: Review, config: OperatorConfig
+) -> dict[str, Any]:
+    """Reject an InferenceService that breaks any rule; never block a deletion."""
+    request = review.get("request", {})
+    if request.get("operation") not in {"CREATE", "UPDATE"}:
+        return review_response(review, allowed=True)
+    obj = request.get("object") or {}
+    if obj.get("metadata", {}).get("deletionTimestamp"):
+        # An object on its way out may only be losing finalizers: never block that.
+        return review_response(review, allowed=True)
+    errors = validate_inference_service(obj, config)
+    if errors:
+        name = obj.get("metadata", {}).get("name") or request.get("name") or ""
+        return review_response(
+            review, allowed=False, code=422,
+            message=format_denial("InferenceService", name, errors),
+        )
+    return review_response(review, allowed=True)
+
+
+def review_pod_mutation(
+    review: Review, config: OperatorConfig, credentials: CredentialSources
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Inject the storage initializer, credentials and agent; return the review and notes."""
+    request = review.get("request", {})
+    pod = request.get("object") or {}
+    if request.get("operation") != "CREATE" or not is_in_scope(pod):
+        return review_response(review, allowed=True), ()
+    try:
+        result = mutate_pod(pod, config, credentials, namespace=request.get("namespace"))
+    except PodMutationError as exc:
+        return review_response(review, allowed=False, code=400, message=str(exc)), ()
+    return review_response(review, allowed=True, patch=pod_patch(pod, result.pod)), result.notes

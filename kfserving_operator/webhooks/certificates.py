@@ -1,0 +1,110 @@
+"""Serving certificates for the webhook server.
+
+Three sources, in order of preference:
+
+1. A directory with ``tls.crt``/``tls.key`` (and ``ca.crt``) mounted by cert-manager or any
+   other issuer (``--cert-dir``). The server reloads it when it changes.
+2. In a cluster without cert-manager: the Secret ``kfserving-webhook-server-cert`` in the
+   operator's namespace. The operator creates a CA and a serving certificate, stores them
+   there, and renews them 30 days before expiry; the ``caBundle`` of its own webhook
+   configurations is kept current from the same Secret.
+3. Outside a cluster (``make run``, tests): a throw-away CA and a certificate for
+   ``127.0.0.1``/``localhost``, held in a temporary directory for the process lifetime.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kfserving_operator.cluster.certs import (
+    KeyPair,
+    certificate_expiry,
+    issue_serving_cert,
+    new_ca,
+)
+
+SECRET_NAME = "kfserving-webhook-server-cert"
+SERVICE_NAME = "kfserving-webhook-server-service"
+RENEW_BEFORE = datetime.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class ServingCertificate:
+    """Files for the TLS server and the CA bundle for the webhook configurations."""
+
+    cert_file: Path
+    key_file: Path
+    ca_bundle: bytes
+
+
+def write_pair(directory: Path, pair: KeyPair, ca_pem: bytes) -> ServingCertificate:
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = directory / "tls.crt", directory / "tls.key"
+    cert_file.write_bytes(pair.cert_pem)
+    key_file.write_bytes(pair.key_pem)
+    key_file.chmod(0o600)
+    (directory / "ca.crt").write_bytes(ca_pem)
+    return ServingCertificate(cert_file, key_file, ca_pem)
+
+
+def loopback_certificate(host: str) -> ServingCertificate:
+    """A CA and a serving certificate valid for the loopback host the apiserver will call."""
+    ca = new_ca("kfserving-webhook-local-ca")
+    ips = tuple(sorted({"127.0.0.1", host} - {"localhost"}))
+    pair = issue_serving_cert(ca, "kfserving-webhook", dns_names=("localhost",),
+                              ip_addresses=ips)
+    directory = Path(tempfile.mkdtemp(prefix="kfserving-webhook-"))
+    return write_pair(directory, pair, ca.cert_pem)
+
+
+def from_directory(directory: Path) -> ServingCertificate:
+    """Certificates mounted by cert-manager (or anything writing the same file names)."""
+    ca_file = directory / "ca.crt"
+    ca = ca_file.read_bytes() if ca_file.exists() else (directory / "tls.crt").read_bytes()
+    return ServingCertificate(directory / "tls.crt", directory / "tls.key", ca)
+
+
+def service_dns_names(service: str, namespace: str) -> tuple[str, ...]:
+    return (service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
+            f"{service}.{namespace}.svc.cluster.local")
+
+
+def secret_needs_renewal(secret: dict[str, Any] | None, now: datetime.datetime) -> bool:
+    """True when the Secret is missing, incomplete or expires within ``RENEW_BEFORE``."""
+    if not secret:
+        return True
+    data = secret.get("data") or {}
+    if not all(data.get(key) for key in ("tls.crt", "tls.key", "ca.crt")):
+        return True
+    expiry = certificate_expiry(base64.b64decode(data["tls.crt"]))
+    return expiry - now < RENEW_BEFORE
+
+
+def new_secret(service: str, namespace: str) -> dict[str, Any]:
+    """A Secret holding a fresh CA and a serving certificate for the webhook Service."""
+    ca = new_ca("kfserving-webhook-ca")
+    pair = issue_serving_cert(ca, f"{service}.{namespace}.svc",
+                              dns_names=service_dns_names(service, namespace))
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SECRET_NAME, "namespace": namespace},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": b64(pair.cert_pem), "tls.key": b64(pair.key_pem),
+                 "ca.crt": b64(ca.cert_pem)},
+    }
+
+
+def from_secret(secret: dict[str, Any], directory: Path) -> ServingCertificate:
+    data = secret["data"]
+    pair = KeyPair(base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]))
+    return write_pair(directory, pair, base64.b64decode(data["ca.crt"]))

@@ -1,0 +1,124 @@
+"""The webhook configurations the operator registers, as plain dicts.
+
+Two ways to reach the webhook server:
+
+- ``url``: the operator runs outside the cluster (``make run``, the tests) and serves on
+  loopback; the apiserver calls ``https://127.0.0.1:<port>/<path>`` directly.
+- ``service``: the operator runs in a pod behind a Service (the Helm chart and kustomize
+  manifests ship the same configurations with a Service reference).
+
+Every webhook uses ``failurePolicy: Fail``. For InferenceServices that is what makes
+defaulting and validation trustworthy. For pods it is safe only because the scope is tiny:
+the ``objectSelector`` admits only pods labelled ``serving.kubeflow.org/inferenceservice``
+(which only our Knative revisions carry), and the operator's own namespace is excluded, so
+an operator outage can never block the operator's own pod or anyone else's workload.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from kfserving_operator.api import constants as c
+
+CONFIGURATION_NAME = "inferenceservice.serving.kubeflow.org"
+DEFAULTER_PATH = "/mutate-serving-kubeflow-org-v1beta1-inferenceservice"
+VALIDATOR_PATH = "/validate-serving-kubeflow-org-v1beta1-inferenceservice"
+POD_MUTATOR_PATH = "/mutate-pods"
+DEFAULTER_NAME = "inferenceservice.kfserving-webhook-server.v1beta1.defaulter"
+VALIDATOR_NAME = "inferenceservice.kfserving-webhook-server.v1beta1.validator"
+POD_MUTATOR_NAME = "inferenceservice.kfserving-webhook-server.pod-mutator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kfserving-operator"
+
+
+def url_client_config(base_url: str, path: str, ca_bundle: bytes) -> dict[str, Any]:
+    return {"url": base_url.rstrip("/") + path,
+            "caBundle": base64.b64encode(ca_bundle).decode()}
+
+
+def service_client_config(service: str, namespace: str, path: str, ca_bundle: bytes,
+                          port: int = 443) -> dict[str, Any]:
+    return {
+        "service": {"name": service, "namespace": namespace, "path": path, "port": port},
+        "caBundle": base64.b64encode(ca_bundle).decode(),
+    }
+
+
+def _isvc_rule() -> dict[str, Any]:
+    return {
+        "apiGroups": [c.GROUP],
+        "apiVersions": [c.VERSION],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": [c.PLURAL],
+        "scope": "Namespaced",
+    }
+
+
+def _common(client_config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "clientConfig": client_config,
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "failurePolicy": "Fail",
+        "matchPolicy": "Equivalent",
+        "timeoutSeconds": 10,
+    }
+
+
+def mutating_configuration(client_config_for: Any, operator_namespace: str) -> dict[str, Any]:
+    """The defaulter for InferenceServices and the pod mutator for model pods.
+
+    ``client_config_for(path)`` returns the clientConfig of one webhook path.
+    """
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": CONFIGURATION_NAME, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "webhooks": [
+            {
+                "name": DEFAULTER_NAME,
+                **_common(client_config_for(DEFAULTER_PATH)),
+                "rules": [_isvc_rule()],
+                "reinvocationPolicy": "Never",
+            },
+            {
+                "name": POD_MUTATOR_NAME,
+                **_common(client_config_for(POD_MUTATOR_PATH)),
+                "rules": [{
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE"],
+                    "resources": ["pods"],
+                    "scope": "Namespaced",
+                }],
+                "objectSelector": {
+                    "matchExpressions": [{"key": c.ISVC_LABEL, "operator": "Exists"}],
+                },
+                "namespaceSelector": {
+                    "matchExpressions": [{
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "NotIn",
+                        "values": [operator_namespace],
+                    }],
+                },
+                # Re-run after other mutators (Istio's sidecar injector, say) so our init
+                # container and mounts see the final pod; the mutation is idempotent.
+                "reinvocationPolicy": "IfNeeded",
+            },
+        ],
+    }
+
+
+def validating_configuration(client_config_for: Any) -> dict[str, Any]:
+    """The validator for InferenceServices; DELETE is not in its rules, so never blocked."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": CONFIGURATION_NAME, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "webhooks": [{
+            "name": VALIDATOR_NAME,
+            **_common(client_config_for(VALIDATOR_PATH)),
+            "rules": [_isvc_rule()],
+        }],
+    }

@@ -1,0 +1,136 @@
+"""Run the real operator process against the test cluster, as ``make run`` does.
+
+The operator runs as a subprocess (``python -m kfserving_operator run --webhooks local``),
+serving its webhooks on loopback and registering them with a ``url`` clientConfig. On a local
+control plane it authenticates as its own user, ``kfserving-operator``, so the apiserver's
+audit log can tell its requests apart from the test's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kfserving_operator.cluster.localplane import free_port
+from tests.support.cluster import Cluster, wait_for
+
+OPERATOR_USER = "kfserving-operator"
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+@dataclass
+class OperatorProcess:
+    """A running operator and where to find its traces."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    namespace: str
+    webhook_port: int
+    audit_log: Path | None
+    command: list[str]
+    env: dict[str, str]
+    cluster: Cluster
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGINT), as a rolling restart or Ctrl-C would."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def start(self) -> None:
+        """Start (again), appending to the same log, and wait for the webhooks."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                        env=self.env)
+        log.close()
+        wait_for(lambda: self.process.poll() is not None
+                 or _webhooks_registered(self.cluster, self.webhook_port),
+                 timeout=60, message="operator webhooks to register")
+        if self.process.poll() is not None:
+            raise RuntimeError(f"operator exited early:\n{self.log()[-4000:]}")
+        time.sleep(1.0)  # the apiserver picks up new webhook configurations asynchronously
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def audit_offset(self) -> int:
+        """A bookmark in the audit log; count writes after it with :meth:`writes_since`."""
+        if self.audit_log is None or not self.audit_log.exists():
+            return 0
+        return self.audit_log.stat().st_size
+
+    def writes_since(self, offset: int) -> list[dict[str, Any]]:
+        """Write requests the operator's user made after ``offset`` (server-side truth)."""
+        if self.audit_log is None:
+            raise RuntimeError("no audit log: not running on the local control plane")
+        with self.audit_log.open("rb") as handle:
+            handle.seek(offset)
+            lines = handle.read().decode(errors="replace").splitlines()
+        writes = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("user", {}).get("username") != OPERATOR_USER:
+                continue
+            if event.get("verb") in WRITE_VERBS and event.get("stage") == "ResponseComplete":
+                writes.append(event)
+        return writes
+
+
+def _webhooks_registered(cluster: Cluster, port: int) -> bool:
+    out = cluster.kubectl("get", "mutatingwebhookconfigurations", "-o", "json", check=False)
+    if not out:
+        return False
+    for item in json.loads(out).get("items", []):
+        for hook in item.get("webhooks", []):
+            if f":{port}/" in hook.get("clientConfig", {}).get("url", ""):
+                return True
+    return False
+
+
+@contextmanager
+def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving-system",
+                 extra_env: dict[str, str] | None = None) -> Iterator[OperatorProcess]:
+    """Start the operator, wait until its webhooks answer, stop it cleanly afterwards."""
+    kubeconfig = cluster.user_kubeconfig(OPERATOR_USER, ("system:masters",),
+                                         tmp_dir / "operator.kubeconfig")
+    cluster.kubectl("create", "namespace", namespace, check=False)
+    port = free_port()
+    log_path = tmp_dir / f"operator-{port}.log"
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1",
+           **(extra_env or {})}
+    env.pop("KFSERVING_TEST_KUBECONFIG", None)
+    command = [sys.executable, "-m", "kfserving_operator", "run", "--namespace", namespace,
+               "--webhooks", "local", "--webhook-port", str(port), "--verbose"]
+    audit = None
+    if cluster.local_state is not None:
+        audit = Path(cluster.local_state.state_dir) / "logs" / "audit.log"
+    log_path.write_bytes(b"")
+    running = OperatorProcess(subprocess.Popen(["true"]), log_path, namespace, port, audit,
+                              command, env, cluster)
+    running.process.wait()
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        print(f"\n--- operator log tail ({log_path}) ---\n{running.log()[-3000:]}")
