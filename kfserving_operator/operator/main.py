@@ -40,11 +40,12 @@ def run_operator(*, namespace: str | None, webhook_mode: str, webhook_port: int,
         webhook_port=webhook_port,
         cert_dir=cert_dir or os.environ.get("KFSERVING_CERT_DIR"),
     )
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    # kopf installs the one log handler; ours and the libraries' records go through it.
     kopf.configure(verbose=verbose)
+    # One line per HTTP request, and one per watch event handled, drown what matters.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    if not verbose:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     runtime = Runtime(options)
     registry = build_registry(runtime)
     logging.getLogger("kfserving_operator").info(

@@ -153,6 +153,8 @@ class Reconciler:
                 continue
             self._applied_versions[_child_key(desired)] = str(
                 result.get("metadata", {}).get("resourceVersion", ""))
+            logger.info("%s/%s: applied %s %s", key[0], key[1], desired["kind"],
+                        desired["metadata"]["name"])
             self.cache.put_child(result)
         return problems
 
@@ -173,6 +175,7 @@ class Reconciler:
         for ref in plan.delete:
             try:
                 await self.api.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
+                logger.info("%s/%s: deleted %s %s", key[0], key[1], ref.kind, ref.name)
             except KubeError as exc:
                 problems.append(("DeleteFailed", str(exc)))
         previous_problems = self._problems.get(key, ())
@@ -195,6 +198,10 @@ class Reconciler:
         if isvc.get("status") == status:
             return
         meta = isvc["metadata"]
+        ready = next((cond for cond in status.get("conditions", [])
+                      if cond.get("type") == "Ready"), {})
+        logger.info("%s/%s: status Ready=%s %s", meta["namespace"], meta["name"],
+                    ready.get("status"), ready.get("reason") or "")
         result = await self.api.apply_status({
             "apiVersion": c.API_VERSION,
             "kind": c.KIND,
