@@ -1,4 +1,7 @@
-from kfserving_operator.cli import main
+"""``python -m kfserving_operator``: the command line."""
+
 import sys
+
+from kfserving_operator.cli import main
 
 sys.exit(main())

@@ -15,7 +15,9 @@ from kfserving_operator.api.base import ApiModel
 ConditionStatus = Literal["True", "False", "Unknown"]
 CONDITION_STATUSES: Final = ("True", "False", "Unknown")
 
-# Condition types, spelled as KFServing 0.6 spells them (two typos included on purpose).
+# Condition types. KFServing 0.6 misspelled two of them ("ExplainerRoutesReady",
+# "TransformerConfigurationeReady"); later KServe fixed the spelling and so do we, so the
+# set is regular: <Component>Ready, <Component>RouteReady, <Component>ConfigurationReady.
 READY: Final = "Ready"
 PREDICTOR_READY: Final = "PredictorReady"
 TRANSFORMER_READY: Final = "TransformerReady"
@@ -23,9 +25,9 @@ EXPLAINER_READY: Final = "ExplainerReady"
 INGRESS_READY: Final = "IngressReady"
 PREDICTOR_ROUTE_READY: Final = "PredictorRouteReady"
 TRANSFORMER_ROUTE_READY: Final = "TransformerRouteReady"
-EXPLAINER_ROUTES_READY: Final = "ExplainerRoutesReady"
+EXPLAINER_ROUTE_READY: Final = "ExplainerRouteReady"
 PREDICTOR_CONFIGURATION_READY: Final = "PredictorConfigurationReady"
-TRANSFORMER_CONFIGURATION_READY: Final = "TransformerConfigurationeReady"
+TRANSFORMER_CONFIGURATION_READY: Final = "TransformerConfigurationReady"
 EXPLAINER_CONFIGURATION_READY: Final = "ExplainerConfigurationReady"
 
 

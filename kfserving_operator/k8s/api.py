@@ -181,6 +181,21 @@ class KubeApi:
             raise _translate(exc, what) from exc
         return _to_dict(result)
 
+    async def create_if_absent(self, obj: dict[str, Any]) -> bool:
+        """Create ``obj`` unless it exists (then leave it alone); True when it was created."""
+        resource = resource_for(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        self.writes["create"] += 1
+        try:
+            await self._client.create(resource(obj))
+        except (ApiError, httpx2.HTTPStatusError) as exc:
+            error = _translate(exc, f"create {obj['kind']} {meta.get('namespace')}/"
+                                    f"{meta['name']}")
+            if error.conflict:
+                return False
+            raise error from exc
+        return True
+
     async def apply_status(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of the status subresource: owned fields left out are removed."""
         resource = resource_for(obj["apiVersion"], obj["kind"])

@@ -90,12 +90,22 @@ class Reconciler:
     # we set, the subset check fails forever; this stops that from becoming a hot loop.
     _applied_versions: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
     _problems: dict[IsvcKey, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # Objects we only create (their content belongs to someone else, like a multi-model
+    # ConfigMap that TrainedModels fill in): remembered once seen, so no read per reconcile.
+    _known_present: set[tuple[str, str, str, str]] = field(default_factory=set)
 
     def forget(self, key: IsvcKey) -> None:
+        """Drop what we remember about a deleted InferenceService's children."""
         self._problems.pop(key, None)
-        for child in [k for k in self._applied_versions if k[2] == key[0]]:
-            if child[3].startswith(key[1]):
-                self._applied_versions.pop(child, None)
+        prefix = f"{key[1]}-"
+        for store in (self._applied_versions, self._known_present):
+            for child in [k for k in store if k[2] == key[0]
+                          and (k[3] == key[1] or k[3].startswith(prefix)
+                               or k[3] == f"modelconfig-{key[1]}-0")]:
+                if isinstance(store, dict):
+                    store.pop(child, None)
+                else:
+                    store.discard(child)
 
     def _observed(self, key: IsvcKey) -> Observed:
         children = self.cache.children(key)
@@ -158,6 +168,27 @@ class Reconciler:
             self.cache.put_child(result)
         return problems
 
+    async def _create_missing(self, objects: tuple[dict[str, Any], ...]
+                              ) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        for obj in objects:
+            child = _child_key(obj)
+            if child in self._known_present:
+                continue
+            meta = obj["metadata"]
+            try:
+                existing = await self.api.get(obj["apiVersion"], obj["kind"], meta["name"],
+                                              meta.get("namespace"))
+                if existing is None:
+                    await self.api.create_if_absent(obj)
+                    logger.info("created %s %s/%s", obj["kind"], meta.get("namespace"),
+                                meta["name"])
+            except KubeError as exc:
+                problems.append(("CreateFailed", str(exc)))
+                continue
+            self._known_present.add(child)
+        return problems
+
     def _mark_missing(self, obj: dict[str, Any]) -> None:
         if obj["apiVersion"] == c.KNATIVE_API_VERSION:
             self.dependencies.knative_installed = False
@@ -172,6 +203,7 @@ class Reconciler:
         observed = self._observed(key)
         plan = plan_reconcile(isvc, config, observed, self.clock())
         problems = await self._apply_children(key, plan.apply, observed)
+        problems += await self._create_missing(plan.create_if_missing)
         for ref in plan.delete:
             try:
                 await self.api.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
@@ -198,7 +230,7 @@ class Reconciler:
         if isvc.get("status") == status:
             return
         meta = isvc["metadata"]
-        ready = next((cond for cond in status.get("conditions", [])
+        ready: dict[str, Any] = next((cond for cond in status.get("conditions", [])
                       if cond.get("type") == "Ready"), {})
         logger.info("%s/%s: status Ready=%s %s", meta["namespace"], meta["name"],
                     ready.get("status"), ready.get("reason") or "")

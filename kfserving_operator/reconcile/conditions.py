@@ -185,9 +185,7 @@ def component_conditions(
     return result
 
 
-def ingress_condition(
-    components: Sequence[tuple[str, Cond]], istio_installed: bool
-) -> Cond:
+def ingress_condition(components: Sequence[tuple[str, Cond]], istio_installed: bool) -> Cond:
     """``IngressReady``: the gate of the VirtualService.
 
     False when Istio is missing or a component is False, Unknown while a component is
@@ -216,9 +214,7 @@ def ingress_condition(
     return Cond(INGRESS_READY, TRUE)
 
 
-def ready_condition(
-    dependents: Sequence[Cond], problems: Iterable[tuple[str, str]] = ()
-) -> Cond:
+def ready_condition(dependents: Sequence[Cond], problems: Iterable[tuple[str, str]] = ()) -> Cond:
     """``Ready``: problems first, then the first False dependent, then the first Unknown."""
     problem_list = [(r, m) for r, m in problems if r or m]
     if problem_list:

@@ -106,11 +106,7 @@ def template_annotations(
         ):
             if value is not None:
                 annotations[key] = str(value)
-    if (
-        component == PREDICTOR
-        and isinstance(spec, PredictorSpec)
-        and is_multi_model(spec, config)
-    ):
+    if component == PREDICTOR and isinstance(spec, PredictorSpec) and is_multi_model(spec, config):
         annotations[AGENT_ANNOTATION] = "true"
         annotations[AGENT_CONFIG_VOLUME_NAME_ANNOTATION] = model_config_map_name(isvc.name)
         annotations[AGENT_CONFIG_MOUNT_PATH_ANNOTATION] = AGENT_CONFIG_MOUNT_PATH

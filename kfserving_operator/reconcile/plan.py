@@ -153,7 +153,11 @@ def _failed_plan(raw: Mapping[str, Any], now: datetime, reason: str, message: st
     ]
     kept.append(Cond(READY, FALSE, reason, message))
     after["conditions"] = finalize_conditions(kept, previous, format_time(now))
-    return Plan((), (), after, tuple(ready_events(name, before, after)))
+    events = ready_events(name, before, after)
+    old_ready = next((c for c in previous if c.get("type") == READY), {})
+    if (old_ready.get("reason"), old_ready.get("message")) != (reason, message):
+        events.append(("Warning", reason, message))
+    return Plan((), (), after, tuple(events))
 
 
 def invalid_spec_message(errors: list[FieldError]) -> str:

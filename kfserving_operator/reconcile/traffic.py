@@ -129,9 +129,7 @@ def track_rollout(
     state = stored_state
     events: list[tuple[str, str, str]] = []
     if ksvc_status is None:
-        return RolloutResult(
-            latest_created, latest_ready, rolled_out, previous, traffic, state, ()
-        )
+        return RolloutResult(latest_created, latest_ready, rolled_out, previous, traffic, state, ())
 
     latest_created = text(ksvc_status.get("latestCreatedRevisionName")) or latest_created
     latest_ready = text(ksvc_status.get("latestReadyRevisionName")) or latest_ready

@@ -293,3 +293,31 @@ def test_edited_child_is_repaired(cluster: Cluster, namespace: str) -> None:
                         {"op": "replace", "path": "/spec/traffic/0/percent", "value": 50}]))
     wait_for(lambda: knative.ksvc("iris-predictor-default")["spec"]["traffic"][0]["percent"]
              == 100, message="operator to restore the traffic it owns")
+
+
+def test_multi_model_predictor_gets_its_model_config_map(cluster: Cluster,
+                                                        namespace: str) -> None:
+    cluster.apply_yaml({
+        "apiVersion": "serving.kubeflow.org/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "mms"},
+        "spec": {"predictor": {"triton": {}}},
+    }, namespace)
+    configmap = wait_for(lambda: get_or_none(cluster, "configmap", "modelconfig-mms-0", "-n",
+                                             namespace), message="model config map")
+    assert configmap["data"] == {"models.json": "[]"}
+    assert configmap["metadata"]["ownerReferences"][0]["name"] == "mms"
+    # Its content belongs to whoever registers models: the operator never overwrites it.
+    cluster.kubectl("patch", "configmap", "modelconfig-mms-0", "-n", namespace, "--type=merge",
+                    "-p", json.dumps({"data": {"models.json": '[{"modelName": "a"}]'}}))
+    cluster.apply_yaml({
+        "apiVersion": "serving.kubeflow.org/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "mms", "labels": {"team": "a"}},
+        "spec": {"predictor": {"triton": {}}},
+    }, namespace)
+    knative = KnativeStandIn(cluster, namespace)
+    wait_for(lambda: knative.ksvc("mms-predictor-default")["metadata"]["labels"].get("team")
+             == "a", message="relabelled ksvc")
+    data = cluster.get_json("configmap", "modelconfig-mms-0", "-n", namespace)["data"]
+    assert data == {"models.json": '[{"modelName": "a"}]'}
