@@ -44,6 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         webhook_port=args.webhook_port,
         webhook_host=args.webhook_host,
         verbose=args.verbose,
+        cert_dir=args.cert_dir,
     )
 
 
@@ -78,7 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="local: serve on loopback and register a url clientConfig; "
                           "cluster: serve for a Service reference; auto: cluster when in a pod")
     run.add_argument("--webhook-port", type=int, default=9443)
-    run.add_argument("--webhook-host", default="127.0.0.1")
+    run.add_argument("--webhook-host", default=None,
+                     help="address to serve webhooks on (default: 127.0.0.1 in local mode, "
+                          "0.0.0.0 in cluster mode)")
+    run.add_argument("--cert-dir", default=None,
+                     help="directory with tls.crt, tls.key and ca.crt (cert-manager); "
+                          "default: a self-managed certificate in a Secret")
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_run)
 

@@ -8,6 +8,7 @@ cluster is never touched, and stops it at the end of the session.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -32,10 +33,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The cluster under test, with our CRDs and the Knative/Istio stand-in CRDs installed."""
     with start_cluster() as running:
         install_crds(running)
+        version = json.loads(running.kubectl("version", "-o", "json"))["serverVersion"]
+        where = running.local_state.apiserver_url if running.local_state else "external"
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            # Shown even without -s: proof in the CI log that a real apiserver answered.
+            reporter.write_line(
+                f"\ncluster under test: kube-apiserver {version['gitVersion']} at {where}")
         yield running
 
 

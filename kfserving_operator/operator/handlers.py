@@ -8,6 +8,7 @@ an event only marks its InferenceService as needing a reconcile (see ``workqueue
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import os
@@ -31,6 +32,7 @@ from kfserving_operator.webhooks.server import AdmissionServer
 logger = logging.getLogger("kfserving_operator")
 
 KNATIVE_CRD = f"services.{c.KNATIVE_GROUP}"
+CERTIFICATE_CHECK_SECONDS = 3600.0
 ISTIO_CRD = f"virtualservices.{c.ISTIO_GROUP}"
 
 
@@ -58,6 +60,7 @@ class Runtime:
     queue: WorkQueue[IsvcKey] | None = None
     reconciler: Reconciler | None = None
     server: AdmissionServer | None = None
+    renewal: asyncio.Task[None] | None = None
 
     def enqueue_all(self) -> None:
         if self.queue is not None:
@@ -164,9 +167,49 @@ async def _start_webhooks(runtime: Runtime) -> None:
                                      options.webhook_host, options.webhook_port)
     await runtime.server.start()
     # Registering after the server is up means the apiserver never calls a dead endpoint.
+    await _register_webhooks(runtime, client_config)
+    if options.webhook_mode == "cluster" and not options.cert_dir:
+        runtime.renewal = asyncio.create_task(_renew_certificates(runtime),
+                                              name="webhook-certificate-renewal")
+
+
+async def _register_webhooks(runtime: Runtime, client_config: Any) -> None:
+    api, options = runtime.api, runtime.options
+    assert api is not None
     await api.apply(registration.mutating_configuration(client_config, options.namespace))
     await api.apply(registration.validating_configuration(client_config))
     logger.info("webhook configurations registered (%s mode)", options.webhook_mode)
+
+
+async def _renew_certificates(runtime: Runtime) -> None:
+    """Renew the self-managed certificate before it expires and keep the caBundle current.
+
+    Also picks up a Secret renewed by someone else (another replica, an admin deleting it),
+    so the served certificate and the registered caBundle always match the Secret.
+    """
+    options, api = runtime.options, runtime.api
+    assert api is not None
+    while True:
+        await asyncio.sleep(CERTIFICATE_CHECK_SECONDS)
+        try:
+            secret = await api.get("v1", "Secret", certificates.SECRET_NAME, options.namespace)
+            served = runtime.server.certificate if runtime.server is not None else None
+            if (not certificates.secret_needs_renewal(secret, datetime.datetime.now(datetime.UTC))
+                    and served is not None and secret is not None
+                    and certificates.secret_matches(secret, served)):
+                continue
+            certificate = await _cluster_certificate(runtime)
+            if runtime.server is not None:
+                runtime.server.use_certificate(certificate)
+
+            def client_config(path: str, bundle: bytes = certificate.ca_bundle) -> dict[
+                    str, Any]:
+                return registration.service_client_config(
+                    certificates.SERVICE_NAME, options.namespace, path, bundle)
+
+            await _register_webhooks(runtime, client_config)
+        except (KubeError, OSError) as exc:
+            logger.error("webhook certificate check failed: %s", exc)
 
 
 async def _cluster_certificate(runtime: Runtime) -> certificates.ServingCertificate:
@@ -186,6 +229,8 @@ async def _cluster_certificate(runtime: Runtime) -> certificates.ServingCertific
 
 async def _stop_webhooks(runtime: Runtime) -> None:
     api = runtime.api
+    if runtime.renewal is not None:
+        runtime.renewal.cancel()
     if runtime.options.webhook_mode == "local" and api is not None:
         # Unregister before the server stops: with failurePolicy Fail a registration that
         # points at a dead loopback port would block every later InferenceService write.

@@ -29,10 +29,10 @@ def resolve_webhook_mode(mode: str) -> str:
 
 
 def run_operator(*, namespace: str | None, webhook_mode: str, webhook_port: int,
-                 webhook_host: str, verbose: bool, cert_dir: str | None = None) -> int:
+                 webhook_host: str | None, verbose: bool, cert_dir: str | None = None) -> int:
     """Run until interrupted; returns the process exit code."""
     mode = resolve_webhook_mode(webhook_mode)
-    host = webhook_host if mode != "cluster" or webhook_host != "127.0.0.1" else "0.0.0.0"
+    host = webhook_host or ("0.0.0.0" if mode == "cluster" else "127.0.0.1")
     options = OperatorOptions(
         namespace=operator_namespace(namespace),
         webhook_mode=mode,

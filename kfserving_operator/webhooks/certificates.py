@@ -108,3 +108,12 @@ def from_secret(secret: dict[str, Any], directory: Path) -> ServingCertificate:
     data = secret["data"]
     pair = KeyPair(base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]))
     return write_pair(directory, pair, base64.b64decode(data["ca.crt"]))
+
+
+def secret_matches(secret: dict[str, Any], certificate: ServingCertificate) -> bool:
+    """True when ``certificate`` is the one the Secret holds."""
+    data = secret.get("data") or {}
+    try:
+        return bool(base64.b64decode(data.get("tls.crt", "")) == certificate.cert_file.read_bytes())
+    except OSError:
+        return False

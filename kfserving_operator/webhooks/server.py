@@ -72,6 +72,7 @@ class AdmissionServer:
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
+        self._context: ssl.SSLContext | None = None
 
     def _app(self) -> web.Application:
         app = web.Application()
@@ -128,7 +129,18 @@ class AdmissionServer:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(self._certificate.cert_file),
                                 str(self._certificate.key_file))
+        self._context = context
         return context
+
+    @property
+    def certificate(self) -> ServingCertificate:
+        return self._certificate
+
+    def use_certificate(self, certificate: ServingCertificate) -> None:
+        """Serve a renewed certificate; connections made from now on get the new one."""
+        self._certificate = certificate
+        if self._context is not None:
+            self._context.load_cert_chain(str(certificate.cert_file), str(certificate.key_file))
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self._app(), access_log=None)

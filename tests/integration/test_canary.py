@@ -91,6 +91,20 @@ class Lifecycle:
             message=f"{self.component} status {expected}; last {self.component_status()}")
         return result
 
+    def assert_columns(self, prev: str, latest: str, prev_rev: str, latest_rev: str) -> None:
+        """The printer columns show the predictor's split (as in KFServing)."""
+        if self.component != "predictor":
+            prev, latest, prev_rev, latest_rev = "", "100", "", "iris-predictor-default-00001"
+        expected = {"PREV": prev, "LATEST": latest, "PREVROLLEDOUTREVISION": prev_rev,
+                    "LATESTREADYREVISION": latest_rev}
+
+        def shown() -> bool:
+            columns = printer_columns(self.cluster, self.namespace)
+            return all(columns[k] == v for k, v in expected.items())
+
+        wait_for(shown, timeout=15,
+                 message=f"columns {expected}; got {printer_columns(self.cluster, self.namespace)}")
+
     def ready_others(self) -> None:
         if self.component != "predictor":
             self.knative.wait_for_ksvc("iris-predictor-default")
@@ -108,7 +122,6 @@ def traffic_by_revision(status: dict[str, Any]) -> dict[str, int]:
 @pytest.mark.parametrize("component", ["predictor", "transformer"])
 def test_canary_lifecycle(cluster: Cluster, namespace: str, component: str) -> None:
     life = Lifecycle(cluster, namespace, component)
-    printed = component == "predictor"  # the printer columns show the predictor's split
 
     # 1. Create, then Ready: 100% to rev1, recorded as rolled out.
     life.apply("gs://models/v1")
@@ -119,10 +132,7 @@ def test_canary_lifecycle(cluster: Cluster, namespace: str, component: str) -> N
     status = life.wait_status(latestRolledoutRevision=life.rev(1))
     assert traffic_by_revision(status) == {life.rev(1): 100}
     assert "previousRolledoutRevision" not in status
-    if printed:
-        columns = printer_columns(cluster, namespace)
-        assert (columns["LATEST"], columns["LATESTREADYREVISION"]) == ("100", life.rev(1))
-        assert (columns["PREV"], columns["PREVROLLEDOUTREVISION"]) == ("", "")
+    life.assert_columns("", "100", "", life.rev(1))
 
     # 2. New model with p=10: spec traffic [latest 10, prev rev1 90].
     life.apply("gs://models/v2", canary=10)
@@ -136,16 +146,14 @@ def test_canary_lifecycle(cluster: Cluster, namespace: str, component: str) -> N
     status = life.wait_status(latestCreatedRevision=life.rev(2))
     assert traffic_by_revision(status) == {life.rev(1): 100}
     assert status["latestRolledoutRevision"] == life.rev(1)
+    # Knative resolves "latest" to the latest *ready* revision, still rev1: both shares on it.
+    life.assert_columns("90", "10", life.rev(1), life.rev(1))
     # Once rev2 is ready, 90/10.
     life.knative.observe(life.ksvc_name, ready=True)
     status = life.wait_status(latestReadyRevision=life.rev(2))
     assert traffic_by_revision(status) == {life.rev(1): 90, life.rev(2): 10}
     assert status["latestRolledoutRevision"] == life.rev(1)
-    if printed:
-        columns = printer_columns(cluster, namespace)
-        assert (columns["PREV"], columns["LATEST"]) == ("90", "10")
-        assert columns["PREVROLLEDOUTREVISION"] == life.rev(1)
-        assert columns["LATESTREADYREVISION"] == life.rev(2)
+    life.assert_columns("90", "10", life.rev(1), life.rev(2))
 
     # 3. Promote by removing p: 100% to rev2; previous rev1, latest rev2.
     life.apply("gs://models/v2")
@@ -154,6 +162,7 @@ def test_canary_lifecycle(cluster: Cluster, namespace: str, component: str) -> N
     status = life.wait_status(latestRolledoutRevision=life.rev(2),
                               previousRolledoutRevision=life.rev(1))
     assert traffic_by_revision(status) == {life.rev(2): 100}
+    life.assert_columns("", "100", "", life.rev(2))
 
     # 4. A second canary with rev3 at p=20: prev is rev2, never rev1, at every step.
     life.apply("gs://models/v3", canary=20)
@@ -171,6 +180,7 @@ def test_canary_lifecycle(cluster: Cluster, namespace: str, component: str) -> N
     status = life.wait_status(latestReadyRevision=life.rev(3))
     assert traffic_by_revision(status) == {life.rev(2): 80, life.rev(3): 20}
     assert life.ksvc_traffic() == expected_split
+    life.assert_columns("80", "20", life.rev(2), life.rev(3))
 
     # 5. Roll back with p=0: 100% to rev2, recorded as a rollback.
     life.apply("gs://models/v3", canary=0)
@@ -183,6 +193,7 @@ def test_canary_lifecycle(cluster: Cluster, namespace: str, component: str) -> N
     assert traffic_by_revision(status) == {life.rev(2): 100}
     annotations = isvc_status(cluster, namespace, "iris").get("annotations", {})
     assert annotations.get(f"serving.kubeflow.org/{component}-rollout") == "RolledBack"
+    life.assert_columns("100", "0", life.rev(2), life.rev(3))
     events = cluster.kubectl("get", "events", "-n", namespace, "--field-selector",
                              "involvedObject.name=iris")
     assert "RolledBack" in events
@@ -202,3 +213,29 @@ def test_canary_lifecycle(cluster: Cluster, namespace: str, component: str) -> N
     assert life.rev(4) not in traffic_by_revision(component_status)
     assert traffic_by_revision(component_status) == {life.rev(2): 70, life.rev(3): 30}
     assert component_status["latestRolledoutRevision"] == life.rev(2)
+    life.assert_columns("70", "30", life.rev(2), life.rev(3))
+
+
+def test_tag_routing_exposes_per_revision_urls(cluster: Cluster, namespace: str) -> None:
+    life = Lifecycle(cluster, namespace, "predictor")
+    manifest = isvc_with("predictor", "gs://models/v1")
+    manifest["metadata"]["annotations"] = {"serving.kubeflow.org/enable-tag-routing": "true"}
+    cluster.apply_yaml(manifest, namespace)
+    life.knative.wait_for_ksvc(life.ksvc_name)
+    life.knative.observe(life.ksvc_name, ready=True)
+    life.wait_status(latestRolledoutRevision=life.rev(1))
+    manifest = isvc_with("predictor", "gs://models/v2", canary=25)
+    manifest["metadata"]["annotations"] = {"serving.kubeflow.org/enable-tag-routing": "true"}
+    cluster.apply_yaml(manifest, namespace)
+    life.wait_ksvc_traffic([
+        {"latestRevision": True, "percent": 25, "tag": "latest"},
+        {"latestRevision": False, "percent": 75, "revisionName": life.rev(1), "tag": "prev"},
+    ])
+    life.wait_uri("gs://models/v2")
+    life.knative.observe(life.ksvc_name, ready=True)
+    status = life.wait_status(latestReadyRevision=life.rev(2))
+    urls = {entry["tag"]: entry["url"] for entry in status["traffic"]}
+    assert urls == {
+        "latest": f"http://latest-iris-predictor-default.{namespace}.example.com",
+        "prev": f"http://prev-iris-predictor-default.{namespace}.example.com",
+    }

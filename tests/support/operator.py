@@ -39,6 +39,7 @@ class OperatorProcess:
     command: list[str]
     env: dict[str, str]
     cluster: Cluster
+    mode: str = "local"
 
     def stop(self) -> None:
         """Stop gracefully (SIGINT), as a rolling restart or Ctrl-C would."""
@@ -57,7 +58,7 @@ class OperatorProcess:
                                         env=self.env)
         log.close()
         wait_for(lambda: self.process.poll() is not None
-                 or _webhooks_registered(self.cluster, self.webhook_port),
+                 or _webhooks_registered(self.cluster, self.webhook_port, self.mode),
                  timeout=60, message="operator webhooks to register")
         if self.process.poll() is not None:
             raise RuntimeError(f"operator exited early:\n{self.log()[-4000:]}")
@@ -96,20 +97,24 @@ class OperatorProcess:
         return writes
 
 
-def _webhooks_registered(cluster: Cluster, port: int) -> bool:
+def _webhooks_registered(cluster: Cluster, port: int, mode: str = "local") -> bool:
     out = cluster.kubectl("get", "mutatingwebhookconfigurations", "-o", "json", check=False)
     if not out:
         return False
     for item in json.loads(out).get("items", []):
         for hook in item.get("webhooks", []):
-            if f":{port}/" in hook.get("clientConfig", {}).get("url", ""):
+            client = hook.get("clientConfig", {})
+            if mode == "local" and f":{port}/" in client.get("url", ""):
+                return True
+            if mode == "cluster" and client.get("service") and client.get("caBundle"):
                 return True
     return False
 
 
 @contextmanager
 def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving-system",
-                 extra_env: dict[str, str] | None = None) -> Iterator[OperatorProcess]:
+                 extra_env: dict[str, str] | None = None,
+                 webhook_mode: str = "local") -> Iterator[OperatorProcess]:
     """Start the operator, wait until its webhooks answer, stop it cleanly afterwards."""
     kubeconfig = cluster.user_kubeconfig(OPERATOR_USER, ("system:masters",),
                                          tmp_dir / "operator.kubeconfig")
@@ -120,13 +125,16 @@ def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving
            **(extra_env or {})}
     env.pop("KFSERVING_TEST_KUBECONFIG", None)
     command = [sys.executable, "-m", "kfserving_operator", "run", "--namespace", namespace,
-               "--webhooks", "local", "--webhook-port", str(port), "--verbose"]
+               "--webhooks", webhook_mode, "--webhook-port", str(port), "--verbose"]
+    if webhook_mode == "cluster":
+        # Out of a pod, cluster mode still listens on loopback for the test to reach.
+        command += ["--webhook-host", "127.0.0.1"]
     audit = None
     if cluster.local_state is not None:
         audit = Path(cluster.local_state.state_dir) / "logs" / "audit.log"
     log_path.write_bytes(b"")
     running = OperatorProcess(subprocess.Popen(["true"]), log_path, namespace, port, audit,
-                              command, env, cluster)
+                              command, env, cluster, webhook_mode)
     running.process.wait()
     try:
         running.start()

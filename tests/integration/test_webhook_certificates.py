@@ -1,0 +1,107 @@
+"""In-cluster webhook certificates without cert-manager: issued, stored, reused, re-issued.
+
+Runs the operator in ``cluster`` webhook mode against a control plane of its own, since the
+Service-referenced webhook configurations it registers cannot be reached from the apiserver
+here (there is no kube-proxy) and would block InferenceService writes in the shared cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import ssl
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from kfserving_operator.cluster.localplane import LocalControlPlane
+from tests.support.cluster import PROJECT_CRDS, Cluster, _kubectl_binary, wait_established
+from tests.support.operator import run_operator
+
+SECRET = "kfserving-webhook-server-cert"
+SERVICE_HOST = "kfserving-webhook-server-service.kfserving-system.svc"
+
+
+@pytest.fixture
+def bare_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    if os.environ.get("KFSERVING_TEST_KUBECONFIG"):
+        pytest.skip("needs a control plane of its own")
+    plane = LocalControlPlane(tmp_path / "plane")
+    state = plane.up()
+    try:
+        cluster = Cluster(state.kubeconfig, _kubectl_binary(), state)
+        for crd in PROJECT_CRDS.glob("*.yaml"):
+            cluster.kubectl("apply", "--server-side", "-f", str(crd))
+        wait_established(cluster, "inferenceservices.serving.kubeflow.org")
+        yield cluster
+    finally:
+        plane.down()
+
+
+def _secret(cluster: Cluster) -> dict[str, bytes]:
+    data = cluster.get_json("secret", SECRET, "-n", "kfserving-system")["data"]
+    return {key: base64.b64decode(value) for key, value in data.items()}
+
+
+def _ca_bundles(cluster: Cluster) -> list[bytes]:
+    bundles = []
+    for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+        config: dict[str, Any] = cluster.get_json(kind, "inferenceservice.serving.kubeflow.org")
+        for hook in config["webhooks"]:
+            service = hook["clientConfig"]["service"]
+            assert (service["name"], service["namespace"], service["port"]) == (
+                "kfserving-webhook-server-service", "kfserving-system", 443)
+            bundles.append(base64.b64decode(hook["clientConfig"]["caBundle"]))
+    return bundles
+
+
+def _served_certificate(port: int, ca: bytes) -> bytes:
+    """Handshake as the apiserver would (CA pinned, service DNS name) and return the cert."""
+    with tempfile.NamedTemporaryFile(suffix=".crt") as ca_file:
+        ca_file.write(ca)
+        ca_file.flush()
+        context = ssl.create_default_context(cafile=ca_file.name)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname=SERVICE_HOST) as tls:
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def test_self_managed_certificate_lifecycle(bare_cluster: Cluster, tmp_path: Path) -> None:
+    cluster = bare_cluster
+    with run_operator(cluster, tmp_path, webhook_mode="cluster") as operator:
+        first = _secret(cluster)
+        assert set(first) >= {"tls.crt", "tls.key", "ca.crt"}
+        cert = x509.load_pem_x509_certificate(first["tls.crt"])
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert SERVICE_HOST in names.get_values_for_type(x509.DNSName)
+        assert _ca_bundles(cluster) == [first["ca.crt"]] * 3
+        served = _served_certificate(operator.webhook_port, first["ca.crt"])
+        assert served == cert.public_bytes(encoding=_der())
+
+        # A restart reuses the stored certificate: same Secret, same caBundle.
+        operator.restart()
+        assert _secret(cluster) == first
+        assert _ca_bundles(cluster) == [first["ca.crt"]] * 3
+
+        # Losing the Secret means a new CA, and the caBundle follows it.
+        cluster.kubectl("delete", "secret", SECRET, "-n", "kfserving-system")
+        operator.restart()
+        second = _secret(cluster)
+        assert second["ca.crt"] != first["ca.crt"]
+        assert _ca_bundles(cluster) == [second["ca.crt"]] * 3
+        _served_certificate(operator.webhook_port, second["ca.crt"])
+        assert json.dumps(operator.log()).count("Traceback") == 0
+
+
+def _der() -> Any:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.DER
