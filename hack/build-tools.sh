@@ -29,7 +29,7 @@ build_k8s() {
     ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
   done
   mkdir -p "$out.tmp"
-  (cd "$ROOT/hack/k8sbin" && go mod tidy && go build -trimpath -buildvcs=false -tags selinux,notest \
+  (cd "$ROOT/hack/k8sbin" && go build -trimpath -buildvcs=false -tags selinux,notest \
      -ldflags "$ldf" -o "$out.tmp/" \
      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
      k8s.io/kubernetes/cmd/kubectl)
@@ -41,7 +41,7 @@ build_etcd() {
   if [[ -x "$out/etcd" ]]; then echo "etcd $ETCD_VERSION: cached in $out"; return; fi
   echo "etcd $ETCD_VERSION: building"
   mkdir -p "$out.tmp"
-  (cd "$ROOT/hack/etcdbin" && go mod tidy && go build -trimpath -buildvcs=false -ldflags "-s -w" \
+  (cd "$ROOT/hack/etcdbin" && go build -trimpath -buildvcs=false -ldflags "-s -w" \
      -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3)
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
@@ -51,7 +51,7 @@ build_helm() {
   if [[ -x "$out/helm" ]]; then echo "helm $HELM_VERSION: cached in $out"; return; fi
   echo "helm $HELM_VERSION: building"
   mkdir -p "$out.tmp"
-  (cd "$ROOT/hack/helmbin" && go mod tidy && go build -trimpath -buildvcs=false \
+  (cd "$ROOT/hack/helmbin" && go build -trimpath -buildvcs=false \
      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor" \
      -o "$out.tmp/helm" helm.sh/helm/v3/cmd/helm)
   rm -rf "$out"; mv "$out.tmp" "$out"
