@@ -61,6 +61,11 @@ BATCHER_MAX_BATCH_SIZE_ANNOTATION: Final = f"{INTERNAL_PREFIX}/batcher-max-batch
 BATCHER_MAX_LATENCY_ANNOTATION: Final = f"{INTERNAL_PREFIX}/batcher-max-latency"
 BATCHER_TIMEOUT_ANNOTATION: Final = f"{INTERNAL_PREFIX}/batcher-timeout"
 AGENT_ANNOTATION: Final = f"{INTERNAL_PREFIX}/agent"
+# Multi-model serving: where the agent finds the model config and puts the models.
+AGENT_CONFIG_VOLUME_NAME_ANNOTATION: Final = f"{INTERNAL_PREFIX}/configVolumeName"
+AGENT_CONFIG_MOUNT_PATH_ANNOTATION: Final = f"{INTERNAL_PREFIX}/configMountPath"
+AGENT_MODEL_DIR_ANNOTATION: Final = f"{INTERNAL_PREFIX}/modelDir"
+AGENT_CONFIG_MOUNT_PATH: Final = "/mnt/configs"
 
 # Knative autoscaling annotations (the canonical, non-deprecated keys).
 AUTOSCALING_CLASS_ANNOTATION: Final = "autoscaling.knative.dev/class"

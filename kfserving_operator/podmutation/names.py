@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from kfserving_operator.api.constants import GROUP, INTERNAL_PREFIX
+from kfserving_operator.api import constants
+from kfserving_operator.api.constants import GROUP
 
 # Storage initializer.
 PROVISION_VOLUME_NAME: Final = "kfserving-provision-location"
@@ -26,10 +27,10 @@ AGENT_PROBE_COMMAND: Final = ("/ko-app/agent", "--probe-period", "0")
 AGENT_PROBE_TIMEOUT_SECONDS: Final = 10
 # Multi-model puller: where the model config sits and where models are pulled to. The
 # controller writes these annotations on MMS predictors; the defaults match what it writes.
-AGENT_CONFIG_VOLUME_NAME_ANNOTATION: Final = f"{INTERNAL_PREFIX}/configVolumeName"
-AGENT_CONFIG_MOUNT_PATH_ANNOTATION: Final = f"{INTERNAL_PREFIX}/configMountPath"
-AGENT_MODEL_DIR_ANNOTATION: Final = f"{INTERNAL_PREFIX}/modelDir"
-DEFAULT_AGENT_CONFIG_DIR: Final = "/mnt/configs"
+AGENT_CONFIG_VOLUME_NAME_ANNOTATION = constants.AGENT_CONFIG_VOLUME_NAME_ANNOTATION
+AGENT_CONFIG_MOUNT_PATH_ANNOTATION = constants.AGENT_CONFIG_MOUNT_PATH_ANNOTATION
+AGENT_MODEL_DIR_ANNOTATION = constants.AGENT_MODEL_DIR_ANNOTATION
+DEFAULT_AGENT_CONFIG_DIR = constants.AGENT_CONFIG_MOUNT_PATH
 MODEL_DIR_VOLUME_NAME: Final = "model-dir"
 MODEL_CONFIG_VOLUME_NAME: Final = "model-config"
 # v1alpha2-era pod label read for ``--endpoint``.

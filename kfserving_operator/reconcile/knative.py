@@ -13,6 +13,10 @@ from typing import Final
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.constants import (
     AGENT_ANNOTATION,
+    AGENT_CONFIG_MOUNT_PATH,
+    AGENT_CONFIG_MOUNT_PATH_ANNOTATION,
+    AGENT_CONFIG_VOLUME_NAME_ANNOTATION,
+    AGENT_MODEL_DIR_ANNOTATION,
     AGENT_PORT,
     AUTOSCALING_CLASS_ANNOTATION,
     AUTOSCALING_MAX_SCALE_ANNOTATION,
@@ -25,7 +29,6 @@ from kfserving_operator.api.constants import (
     BATCHER_TIMEOUT_ANNOTATION,
     COMPONENT_LABEL,
     EXPLAINER,
-    INTERNAL_PREFIX,
     KNATIVE_API_VERSION,
     KPA_CLASS,
     LOGGER_ANNOTATION,
@@ -52,10 +55,6 @@ from kfserving_operator.reconcile.containers import (
     storage_uri,
 )
 
-AGENT_CONFIG_VOLUME_NAME_ANNOTATION: Final = f"{INTERNAL_PREFIX}/configVolumeName"
-AGENT_CONFIG_MOUNT_PATH_ANNOTATION: Final = f"{INTERNAL_PREFIX}/configMountPath"
-AGENT_MODEL_DIR_ANNOTATION: Final = f"{INTERNAL_PREFIX}/modelDir"
-AGENT_CONFIG_MOUNT_PATH: Final = "/mnt/configs"
 DEFAULT_MIN_REPLICAS: Final = 1
 DEFAULT_LOGGER_MODE: Final = "all"
 

@@ -6,35 +6,15 @@ plane of its own (a few seconds) with only our CRD installed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kfserving_operator.cluster.localplane import LocalControlPlane
 from tests.integration.test_reconcile import condition, isvc_status, sklearn_isvc
-from tests.support.cluster import DEV_CRDS, PROJECT_CRDS, Cluster, wait_established, wait_for
+from tests.support.cluster import DEV_CRDS, Cluster, wait_established, wait_for
 from tests.support.knative import KnativeStandIn
 from tests.support.operator import OperatorProcess, run_operator
-
-
-@pytest.fixture
-def bare_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    if os.environ.get("KFSERVING_TEST_KUBECONFIG"):
-        pytest.skip("needs a cluster of its own without Knative and Istio")
-    plane = LocalControlPlane(tmp_path / "plane")
-    state = plane.up()
-    try:
-        from tests.support.cluster import _kubectl_binary
-
-        cluster = Cluster(state.kubeconfig, _kubectl_binary(), state)
-        for crd in PROJECT_CRDS.glob("*.yaml"):
-            cluster.kubectl("apply", "--server-side", "-f", str(crd))
-        wait_established(cluster, "inferenceservices.serving.kubeflow.org")
-        yield cluster
-    finally:
-        plane.down()
 
 
 @pytest.fixture

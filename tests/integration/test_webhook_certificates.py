@@ -9,39 +9,19 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import ssl
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography import x509
 
-from kfserving_operator.cluster.localplane import LocalControlPlane
-from tests.support.cluster import PROJECT_CRDS, Cluster, _kubectl_binary, wait_established
+from tests.support.cluster import Cluster
 from tests.support.operator import run_operator
 
 SECRET = "kfserving-webhook-server-cert"
 SERVICE_HOST = "kfserving-webhook-server-service.kfserving-system.svc"
-
-
-@pytest.fixture
-def bare_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    if os.environ.get("KFSERVING_TEST_KUBECONFIG"):
-        pytest.skip("needs a control plane of its own")
-    plane = LocalControlPlane(tmp_path / "plane")
-    state = plane.up()
-    try:
-        cluster = Cluster(state.kubeconfig, _kubectl_binary(), state)
-        for crd in PROJECT_CRDS.glob("*.yaml"):
-            cluster.kubectl("apply", "--server-side", "-f", str(crd))
-        wait_established(cluster, "inferenceservices.serving.kubeflow.org")
-        yield cluster
-    finally:
-        plane.down()
 
 
 def _secret(cluster: Cluster) -> dict[str, bytes]:

@@ -109,6 +109,25 @@ def start_cluster() -> Iterator[Cluster]:
             plane.down()
 
 
+@contextmanager
+def bare_local_cluster(state_dir: Path) -> Iterator[Cluster]:
+    """A second, private control plane with only our CRD: no Knative, no Istio.
+
+    For tests that need a cluster of their own (missing dependencies, Service-referenced
+    webhooks that would block the shared cluster).
+    """
+    plane = LocalControlPlane(state_dir)
+    state = plane.up()
+    try:
+        cluster = Cluster(state.kubeconfig, _kubectl_binary(), state)
+        for crd in PROJECT_CRDS.glob("*.yaml"):
+            cluster.kubectl("apply", "--server-side", "-f", str(crd))
+        wait_established(cluster, "inferenceservices.serving.kubeflow.org")
+        yield cluster
+    finally:
+        plane.down()
+
+
 def install_crds(cluster: Cluster) -> None:
     """Install our CRDs and the Knative/Istio stand-ins, and wait until they are served."""
     files = sorted(PROJECT_CRDS.glob("*.yaml"))
