@@ -108,8 +108,16 @@ def _translate(exc: Exception, what: str) -> KubeError:
         return KubeError(f"{what}: {message}", status, exc.status.reason or "")
     if isinstance(exc, httpx2.HTTPStatusError):
         status = exc.response.status_code
+        try:
+            body = exc.response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("kind") == "Status":
+            # A real API Status (object not found, conflict, ...) that lightkube did not parse.
+            return KubeError(f"{what}: {body.get('message', '')}", status,
+                             str(body.get("reason", "")))
         if status == 404:
-            # A bare 404 with no Status body: the resource type itself is not served.
+            # A bare "404 page not found": the resource type itself is not served.
             return ResourceNotInstalled(f"{what}: the resource type is not served", 404,
                                         "NotInstalled")
         return KubeError(f"{what}: HTTP {status}", status)

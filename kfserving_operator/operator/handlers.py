@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import logging
 import os
+import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from kfserving_operator.api.config import CONFIGMAP_NAME
 from kfserving_operator.k8s.api import KubeApi, KubeError, ResourceNotInstalled
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
-from kfserving_operator.operator.reconciler import Dependencies, Reconciler
+from kfserving_operator.operator.reconciler import Dependencies, ReconcileFailed, Reconciler
 from kfserving_operator.operator.workqueue import WorkQueue
 from kfserving_operator.webhooks import certificates, registration
 from kfserving_operator.webhooks.server import AdmissionServer
@@ -32,7 +33,9 @@ from kfserving_operator.webhooks.server import AdmissionServer
 logger = logging.getLogger("kfserving_operator")
 
 KNATIVE_CRD = f"services.{c.KNATIVE_GROUP}"
-CERTIFICATE_CHECK_SECONDS = 3600.0
+# How often certificates are checked; the environment overrides it (tests use seconds).
+CERTIFICATE_CHECK_SECONDS = float(os.environ.get("KFSERVING_CERT_CHECK_SECONDS", 3600))
+MOUNTED_CERTIFICATE_CHECK_SECONDS = float(os.environ.get("KFSERVING_CERT_CHECK_SECONDS", 60))
 ISTIO_CRD = f"virtualservices.{c.ISTIO_GROUP}"
 
 
@@ -158,18 +161,16 @@ async def _start_webhooks(runtime: Runtime) -> None:
             return registration.url_client_config(base, path, certificate.ca_bundle)
     else:
         certificate = await _cluster_certificate(runtime)
-
-        def client_config(path: str) -> dict[str, Any]:
-            return registration.service_client_config(
-                certificates.SERVICE_NAME, options.namespace, path, certificate.ca_bundle)
+        client_config = _service_client_config(options.namespace, certificate.ca_bundle)
 
     runtime.server = AdmissionServer(api, runtime.config.get, certificate,
                                      options.webhook_host, options.webhook_port)
     await runtime.server.start()
     # Registering after the server is up means the apiserver never calls a dead endpoint.
     await _register_webhooks(runtime, client_config)
-    if options.webhook_mode == "cluster" and not options.cert_dir:
-        runtime.renewal = asyncio.create_task(_renew_certificates(runtime),
+    if options.webhook_mode == "cluster":
+        watcher = _reload_mounted_certificates if options.cert_dir else _renew_certificates
+        runtime.renewal = asyncio.create_task(watcher(runtime),
                                               name="webhook-certificate-renewal")
 
 
@@ -179,6 +180,36 @@ async def _register_webhooks(runtime: Runtime, client_config: Any) -> None:
     await api.apply(registration.mutating_configuration(client_config, options.namespace))
     await api.apply(registration.validating_configuration(client_config))
     logger.info("webhook configurations registered (%s mode)", options.webhook_mode)
+
+
+def _service_client_config(namespace: str, bundle: bytes) -> Any:
+    def client_config(path: str) -> dict[str, Any]:
+        return registration.service_client_config(certificates.SERVICE_NAME, namespace, path,
+                                                  bundle)
+    return client_config
+
+
+async def _reload_mounted_certificates(runtime: Runtime) -> None:
+    """cert-manager rotates the mounted files in place: serve the new ones when they change."""
+    options = runtime.options
+    assert options.cert_dir is not None
+    directory = Path(options.cert_dir)
+    # The mounted files change in place, so remember the content that is being served.
+    served_pem = certificates.from_directory(directory).cert_pem
+    while True:
+        await asyncio.sleep(MOUNTED_CERTIFICATE_CHECK_SECONDS)
+        try:
+            current = certificates.from_directory(directory)
+            if current.cert_pem == served_pem:
+                continue
+            served_pem = current.cert_pem
+            if runtime.server is not None:
+                runtime.server.use_certificate(current)
+            await _register_webhooks(
+                runtime, _service_client_config(options.namespace, current.ca_bundle))
+            logger.info("reloaded the webhook certificate from %s", directory)
+        except (KubeError, OSError, ssl.SSLError) as exc:
+            logger.error("webhook certificate reload failed: %s", exc)
 
 
 async def _renew_certificates(runtime: Runtime) -> None:
@@ -201,13 +232,8 @@ async def _renew_certificates(runtime: Runtime) -> None:
             certificate = await _cluster_certificate(runtime)
             if runtime.server is not None:
                 runtime.server.use_certificate(certificate)
-
-            def client_config(path: str, bundle: bytes = certificate.ca_bundle) -> dict[
-                    str, Any]:
-                return registration.service_client_config(
-                    certificates.SERVICE_NAME, options.namespace, path, bundle)
-
-            await _register_webhooks(runtime, client_config)
+            await _register_webhooks(
+                runtime, _service_client_config(options.namespace, certificate.ca_bundle))
         except (KubeError, OSError) as exc:
             logger.error("webhook certificate check failed: %s", exc)
 
@@ -267,7 +293,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         await _prime_cache(runtime)
         runtime.reconciler = Reconciler(runtime.api, runtime.cache, runtime.config.get,
                                         runtime.dependencies)
-        runtime.queue = WorkQueue(runtime.reconciler.reconcile, workers=runtime.options.workers)
+        runtime.queue = WorkQueue(runtime.reconciler.reconcile, workers=runtime.options.workers,
+                                  expected=(ReconcileFailed, KubeError))
         runtime.queue.start()
         await _start_webhooks(runtime)
 

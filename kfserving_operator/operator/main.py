@@ -43,7 +43,8 @@ def run_operator(*, namespace: str | None, webhook_mode: str, webhook_port: int,
     # kopf installs the one log handler; ours and the libraries' records go through it.
     kopf.configure(verbose=verbose)
     # One line per HTTP request, and one per watch event handled, drown what matters.
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if not verbose:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     runtime = Runtime(options)

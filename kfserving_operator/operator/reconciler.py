@@ -35,6 +35,10 @@ SPEC_HASH_ANNOTATION = f"{c.GROUP}/spec-hash"
 MISSING_DEPENDENCY_RECHECK_SECONDS = 30.0
 
 
+class ReconcileFailed(Exception):
+    """Some writes failed; the status says why and the work queue retries with backoff."""
+
+
 def spec_hash(obj: dict[str, Any]) -> str:
     """A stable hash of a desired child (without the hash annotation itself)."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
@@ -224,7 +228,7 @@ class Reconciler:
         if not (self.dependencies.knative_installed and self.dependencies.istio_installed):
             raise Requeue(MISSING_DEPENDENCY_RECHECK_SECONDS)
         if problems:
-            raise RuntimeError("; ".join(message for _, message in problems))
+            raise ReconcileFailed("; ".join(message for _, message in problems))
 
     async def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> None:
         if isvc.get("status") == status:
@@ -234,12 +238,17 @@ class Reconciler:
                       if cond.get("type") == "Ready"), {})
         logger.info("%s/%s: status Ready=%s %s", meta["namespace"], meta["name"],
                     ready.get("status"), ready.get("reason") or "")
-        result = await self.api.apply_status({
-            "apiVersion": c.API_VERSION,
-            "kind": c.KIND,
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-            "status": status,
-        })
+        try:
+            result = await self.api.apply_status({
+                "apiVersion": c.API_VERSION,
+                "kind": c.KIND,
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                "status": status,
+            })
+        except KubeError as exc:
+            if exc.not_found:
+                return  # deleted meanwhile; its DELETED event drops it from the cache
+            raise
         # Keep the cache ahead of the watch so the next reconcile compares with what we wrote.
         cached = self.cache.isvcs.get((meta["namespace"], meta["name"]))
         if cached is not None and result.get("metadata", {}).get("uid") == meta.get("uid"):

@@ -29,8 +29,10 @@ class WorkQueue(Generic[Key]):
     """Keys in, one reconcile per key at a time out."""
 
     def __init__(self, handler: Callable[[Key], Awaitable[None]], *, workers: int = 8,
-                 base_delay: float = 0.5, max_delay: float = 300.0) -> None:
+                 base_delay: float = 0.5, max_delay: float = 300.0,
+                 expected: tuple[type[Exception], ...] = ()) -> None:
         self._handler = handler
+        self._expected = expected
         self._workers = workers
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -93,10 +95,15 @@ class WorkQueue(Generic[Key]):
             except Requeue as requeue:
                 self._failures.pop(key, None)
                 self.add_after(key, requeue.delay)
-            except Exception:
+            except Exception as exc:
                 self._failures[key] = self._failures.get(key, 0) + 1
                 delay = self.backoff(key)
-                logger.exception("reconcile of %s failed; retrying in %.1fs", key, delay)
+                if isinstance(exc, self._expected):
+                    # A known failure (the API refused a write): one line, no traceback.
+                    logger.error("reconcile of %s failed: %s; retrying in %.1fs", key, exc,
+                                 delay)
+                else:
+                    logger.exception("reconcile of %s failed; retrying in %.1fs", key, delay)
                 self.add_after(key, delay)
             else:
                 self._failures.pop(key, None)

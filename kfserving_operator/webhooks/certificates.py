@@ -41,6 +41,10 @@ class ServingCertificate:
     key_file: Path
     ca_bundle: bytes
 
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert_file.read_bytes()
+
 
 def write_pair(directory: Path, pair: KeyPair, ca_pem: bytes) -> ServingCertificate:
     directory.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography import x509
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, wait_for
 from tests.support.operator import run_operator
 
 SECRET = "kfserving-webhook-server-cert"
@@ -85,3 +85,43 @@ def _der() -> Any:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return Encoding.DER
+
+
+def test_mounted_certificate_rotation_is_picked_up(bare_cluster: Cluster,
+                                                   tmp_path: Path) -> None:
+    """cert-manager rewrites the mounted files; the operator serves and registers the new CA."""
+    from kfserving_operator.cluster.certs import issue_serving_cert, new_ca
+    from kfserving_operator.webhooks.certificates import service_dns_names, write_pair
+
+    cert_dir = tmp_path / "certs"
+
+    def issue() -> bytes:
+        ca = new_ca("test-cert-manager")
+        pair = issue_serving_cert(ca, SERVICE_HOST,
+                                  service_dns_names("kfserving-webhook-server-service",
+                                                    "kfserving-system"))
+        write_pair(cert_dir, pair, ca.cert_pem)
+        return ca.cert_pem
+
+    first_ca = issue()
+    env = {"KFSERVING_CERT_DIR": str(cert_dir), "KFSERVING_CERT_CHECK_SECONDS": "1"}
+    with run_operator(bare_cluster, tmp_path, webhook_mode="cluster",
+                      extra_env=env) as operator:
+        assert _ca_bundles(bare_cluster) == [first_ca] * 3
+        _served_certificate(operator.webhook_port, first_ca)
+        second_ca = issue()
+        wait_for(lambda: _ca_bundles(bare_cluster) == [second_ca] * 3, timeout=20,
+                 message="caBundle of the rotated CA")
+        wait_for(lambda: _handshake_ok(operator.webhook_port, second_ca), timeout=20,
+                 message="the rotated certificate served")
+        # No Secret is involved when the certificate is mounted.
+        assert bare_cluster.kubectl("get", "secret", SECRET, "-n", "kfserving-system",
+                                    check=False) == ""
+
+
+def _handshake_ok(port: int, ca: bytes) -> bool:
+    try:
+        _served_certificate(port, ca)
+    except ssl.SSLError:
+        return False
+    return True
