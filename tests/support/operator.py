@@ -77,8 +77,13 @@ class OperatorProcess:
             return 0
         return self.audit_log.stat().st_size
 
-    def writes_since(self, offset: int) -> list[dict[str, Any]]:
-        """Write requests the operator's user made after ``offset`` (server-side truth)."""
+    def writes_since(self, offset: int, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Write requests the operator's user made after ``offset`` (server-side truth).
+
+        With ``namespace``, only requests for objects in that namespace count (other tests'
+        namespaces may still be terminating, and the operator's failing retries there are
+        none of this test's business).
+        """
         if self.audit_log is None:
             raise RuntimeError("no audit log: not running on the local control plane")
         with self.audit_log.open("rb") as handle:
@@ -92,8 +97,11 @@ class OperatorProcess:
                 continue
             if event.get("user", {}).get("username") != OPERATOR_USER:
                 continue
-            if event.get("verb") in WRITE_VERBS and event.get("stage") == "ResponseComplete":
-                writes.append(event)
+            if event.get("verb") not in WRITE_VERBS or event.get("stage") != "ResponseComplete":
+                continue
+            if namespace is not None and event.get("objectRef", {}).get("namespace") != namespace:
+                continue
+            writes.append(event)
         return writes
 
 
