@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,11 +39,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         install_crds(running)
         version = json.loads(running.kubectl("version", "-o", "json"))["serverVersion"]
         where = running.local_state.apiserver_url if running.local_state else "external"
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            # Shown even without -s: proof in the CI log that a real apiserver answered.
-            reporter.write_line(
-                f"\ncluster under test: kube-apiserver {version['gitVersion']} at {where}")
+        # Shown even without -s: proof in the CI log that a real apiserver answered.
+        _to_terminal(request.config,
+                     f"cluster under test: kube-apiserver {version['gitVersion']} at {where}")
         yield running
 
 
@@ -75,3 +73,21 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tmp: Path = tmp_path_factory.mktemp("operator")
     with run_operator(cluster, tmp) as running:
         yield running
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Write a line to the test log even when output is captured (evidence in CI logs)."""
+    return lambda line: _to_terminal(request.config, f"[{request.node.name}] {line}")
+
+
+def _to_terminal(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 
 from kubernetes import client, config, watch
 
@@ -15,16 +16,17 @@ def _api_client(cluster: Cluster) -> client.ApiClient:
     return config.new_client_from_config(config_file=cluster.kubeconfig)
 
 
-def test_server_reports_real_version(cluster: Cluster) -> None:
+def test_server_reports_real_version(cluster: Cluster, report: Callable[[str], None]) -> None:
     version = json.loads(cluster.kubectl("version", "-o", "json"))["serverVersion"]
-    print(f"kube-apiserver version: {version['gitVersion']}")
+    report(f"kube-apiserver version: {version['gitVersion']} (go {version['goVersion']})")
     assert version["major"] == "1"
     assert version["gitVersion"].startswith("v1.")
     assert "master" not in version["gitVersion"]
     assert cluster.kubectl("get", "--raw", "/readyz").strip() == "ok"
 
 
-def test_create_and_watch_custom_object(cluster: Cluster, namespace: str) -> None:
+def test_create_and_watch_custom_object(cluster: Cluster, namespace: str,
+                                        report: Callable[[str], None]) -> None:
     api = client.CustomObjectsApi(_api_client(cluster))
     name = f"watched-{uuid.uuid4().hex[:6]}"
     seen: list[tuple[str, str]] = []
@@ -62,6 +64,7 @@ def test_create_and_watch_custom_object(cluster: Cluster, namespace: str) -> Non
         "serving.knative.dev", "v1", namespace, "services", name
     )
     assert stored["status"]["url"] == f"http://{name}.{namespace}.example.com"
+    report(f"created {namespace}/{name} and watched it: {seen}")
 
 
 def _create(api: client.CustomObjectsApi, namespace: str, body: dict[str, object]) -> bool:
