@@ -36,6 +36,11 @@ def _cluster(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # kopf probes for the official `kubernetes` client by importing it, which costs ~50 MiB
+    # of memory when it is installed (it is, in the development venv, for the tests). The
+    # operator logs in and talks to the API without it, so make that probe fail fast.
+    if "kubernetes" not in sys.modules:
+        sys.modules["kubernetes"] = None  # type: ignore[assignment]
     from kfserving_operator.operator.main import run_operator
 
     return run_operator(

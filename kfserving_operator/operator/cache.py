@@ -16,6 +16,18 @@ from kfserving_operator.api import constants as c
 IsvcKey = tuple[str, str]  # (namespace, name)
 
 
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without ``metadata.managedFields``, which we never read.
+
+    managedFields is often the largest part of an object; dropping it roughly halves the
+    memory the cache needs per InferenceService.
+    """
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def controller_owner(obj: dict[str, Any]) -> str | None:
     """The name of the InferenceService that controls ``obj``, if any."""
     for ref in obj.get("metadata", {}).get("ownerReferences") or []:
@@ -55,7 +67,7 @@ class ObjectCache:
 
     def put_isvc(self, obj: dict[str, Any]) -> IsvcKey:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        self.isvcs[key] = obj
+        self.isvcs[key] = slim(obj)
         return key
 
     def drop_isvc(self, key: IsvcKey) -> None:
@@ -66,6 +78,7 @@ class ObjectCache:
         parent = controller_owner(obj)
         if parent is None:
             return None
+        obj = slim(obj)
         key = (obj["metadata"]["namespace"], parent)
         children = self._children.setdefault(key, Children())
         api_version, kind = obj.get("apiVersion"), obj.get("kind")

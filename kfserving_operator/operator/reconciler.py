@@ -193,6 +193,12 @@ class Reconciler:
             self._known_present.add(child)
         return problems
 
+    def _changed_children(self, before: Observed, key: IsvcKey) -> bool:
+        after = self.cache.children(key)
+        return (dict(before.ksvcs) != after.ksvcs
+                or before.virtual_service is not after.virtual_service
+                or before.service is not after.service)
+
     def _mark_missing(self, obj: dict[str, Any]) -> None:
         if obj["apiVersion"] == c.KNATIVE_API_VERSION:
             self.dependencies.knative_installed = False
@@ -219,8 +225,9 @@ class Reconciler:
             self._problems[key] = tuple(problems)
         else:
             self._problems.pop(key, None)
-        if tuple(problems) != previous_problems:
-            # Re-plan so the status tells the truth about what just failed (or recovered).
+        if tuple(problems) != previous_problems or self._changed_children(observed, key):
+            # Re-plan so the status tells the truth about what was just written, failed or
+            # recovered (one status write now instead of another when the watch catches up).
             plan = plan_reconcile(isvc, config, self._observed(key), self.clock())
         await self._write_status(isvc, plan.status)
         for event_type, reason, message in plan.events:
