@@ -1,0 +1,540 @@
+"""The benchmarks themselves: calibration, then B1-B7 against the running operator.
+
+Each function returns a plain dict for the JSON result. Times are ``time.perf_counter()``
+differences taken in this process; operator writes come from the apiserver's audit log
+(user ``kfserving-operator``), never from the operator's own counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.types import PatchType
+
+from benchmarks import kube
+from benchmarks.kube import Obj, Tracker, count_requests, summary
+from benchmarks.procstat import cpu_seconds, memory, total_cpu_seconds
+from tests.support.cluster import Cluster
+from tests.support.knative import KnativeStandIn
+from tests.support.operator import OPERATOR_USER, OperatorProcess
+
+BENCH_NAMESPACE = "bench"
+CALIBRATION_NAMESPACE = "bench-calibration"
+STORAGE_URI_ANNOTATION = "internal.serving.kubeflow.org/storage-initializer-sourceuri"
+
+
+@dataclass
+class Options:
+    n: int = 200
+    concurrency: int = 32
+    idle_seconds: float = 60.0
+    k_status: int = 50
+    k_burst: int = 100
+    m_changes: int = 50
+    calibration_objects: int = 1000
+    round_trip_samples: int = 200
+    quiet_seconds: float = 3.0
+    only: frozenset[str] = frozenset({"B1", "B2", "B3", "B4", "B5", "B7"})
+
+
+@dataclass
+class Calibration:
+    writes_per_s: float
+    round_trip: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    options: Options
+    cluster: Cluster
+    operator: OperatorProcess
+    client: AsyncClient
+    tracker: Tracker
+    metrics: kube.ApiServerMetrics
+    calibration: Calibration
+    plane_pids: list[int]
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.operator.process.pid
+
+    def writes_since(self, offset: int, **kwargs: bool) -> dict[str, int]:
+        return count_requests(self.operator.writes_since(offset), **kwargs)
+
+    def write_samples(self, offset: int) -> list[str]:
+        """What the operator wrote after ``offset`` (first few), for unexpected writes."""
+        return kube.samples(self.operator.writes_since(offset))
+
+    def reads_since(self, offset: int) -> dict[str, int]:
+        """The operator's GET/LIST requests (watches excluded), from the audit log."""
+        if self.operator.audit_log is None:
+            return {}
+        return count_requests(kube.operator_reads_since(self.operator.audit_log, offset,
+                                                      OPERATOR_USER))
+
+    async def settle(self, timeout: float = 300.0) -> float:
+        """Wait until the operator has made no write for ``quiet_seconds``; return the wait."""
+        started = time.perf_counter()
+        offset = self.operator.audit_offset()
+        quiet_since = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            await asyncio.sleep(0.5)
+            new_offset = self.operator.audit_offset()
+            if new_offset != offset and self.operator.writes_since(offset):
+                quiet_since = time.perf_counter()
+            offset = new_offset
+            if time.perf_counter() - quiet_since >= self.options.quiet_seconds:
+                break
+        return time.perf_counter() - started
+
+
+def ksvc_name(isvc: str) -> str:
+    return f"{isvc}-predictor-default"
+
+
+def isvc_body(name: str, uri: str) -> Obj:
+    return {"apiVersion": "serving.kubeflow.org/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": name, "namespace": BENCH_NAMESPACE},
+            "spec": {"predictor": {"sklearn": {"storageUri": uri}}}}
+
+
+def total_writes(counts: dict[str, int]) -> int:
+    return sum(counts.values())
+
+
+def per_item(counts: dict[str, int], items: int) -> dict[str, float]:
+    return {key: value / items for key, value in counts.items()} if items else {}
+
+
+# -- calibration --------------------------------------------------------------------------------
+
+
+async def calibrate(client: AsyncClient, options: Options, plane_pids: list[int]) -> Calibration:
+    """The bare client: create throughput and patch->watch round trip, before the operator.
+
+    The operator is not running yet: it watches every ConfigMap in the cluster (to find its
+    own), so it would spend CPU on the calibration objects and slow the bare client down.
+    """
+    details: dict[str, Any] = {}
+    plane_cpu = total_cpu_seconds(plane_pids)
+    rate = await kube.measure_create_rate(client, "configmap", CALIBRATION_NAMESPACE,
+                                          options.calibration_objects, options.concurrency)
+    details["create_configmap"] = rate.as_dict()
+    details["create_configmap"]["plane_cpu_s"] = total_cpu_seconds(plane_pids) - plane_cpu
+    crd_rate = await kube.measure_create_rate(client, "ksvc", CALIBRATION_NAMESPACE,
+                                              options.calibration_objects, options.concurrency)
+    details["create_custom_resource"] = crd_rate.as_dict()
+    round_trip = await kube.measure_round_trip(client, "configmap", CALIBRATION_NAMESPACE,
+                                               options.round_trip_samples)
+    details["round_trip_configmap"] = round_trip
+    details["round_trip_custom_resource_status"] = await kube.measure_round_trip(
+        client, "ksvc", CALIBRATION_NAMESPACE, options.round_trip_samples)
+    await kube.delete_calibration_objects(client, CALIBRATION_NAMESPACE)
+    return Calibration(rate.per_second, round_trip, details)
+
+
+# -- B1 burst create ----------------------------------------------------------------------------
+
+
+async def b1_burst_create(ctx: Context) -> dict[str, Any]:
+    options, tracker, names = ctx.options, ctx.tracker, ctx.names
+    n = len(names)
+
+    def is_external_name(event: str, body: Obj) -> bool:
+        return event != "DELETED" and (body.get("spec") or {}).get("type") == "ExternalName"
+
+    ksvc_seen = tracker.probe("ksvc", kube.exists, [ksvc_name(x) for x in names])
+    svc_seen = tracker.probe("service", is_external_name, names)
+    observed = tracker.probe("isvc", kube.observed_generation_at_least(1), names)
+    sent: dict[str, float] = {}
+
+    async def create(index: int) -> None:
+        name = names[index]
+        sent[name] = time.perf_counter()
+        await ctx.client.create(kube.RESOURCES["isvc"](isvc_body(name, f"gs://bench/{name}/v1")))
+
+    offset = ctx.operator.audit_offset()
+    cpu_before = cpu_seconds(ctx.pid)
+    plane_before = total_cpu_seconds(ctx.plane_pids)
+    started = time.perf_counter()
+    outcome = await kube.run_concurrently(n, options.concurrency, create)
+    creates_done = time.perf_counter() - started
+    complete = await tracker.wait(
+        lambda: ksvc_seen.done(n) and svc_seen.done(n) and observed.done(n),
+        timeout=max(180.0, n * 0.5))
+    finished = max([max(p.first.values(), default=started)
+                    for p in (ksvc_seen, svc_seen, observed)])
+    t_op = finished - started
+    cpu_at_done = cpu_seconds(ctx.pid)
+    settle = await ctx.settle()
+    cpu_after = cpu_seconds(ctx.pid)
+    plane_after = total_cpu_seconds(ctx.plane_pids)
+    tracker.drop(ksvc_seen, svc_seen, observed)
+    writes = ctx.writes_since(offset)
+    profile = kube.write_profile(ctx.operator.writes_since(offset))
+    reads = ctx.reads_since(offset)
+
+    minimal_writes = 4 * n  # isvc create (bench) + ksvc + Service + status (operator)
+    t_min = minimal_writes / ctx.calibration.writes_per_s
+    cr_rate = ctx.calibration.details.get("create_custom_resource", {}).get("writes_per_s")
+    t_min_cr = minimal_writes / cr_rate if cr_rate else float("nan")
+    operator_writes = total_writes(writes)
+    return {
+        "n": n,
+        "complete": complete,
+        "seen": {"ksvc": len(ksvc_seen.first), "external_name_service": len(svc_seen.first),
+                 "observed_generation": len(observed.first)},
+        "create_errors": outcome.errors[:10],
+        "create_error_count": len(outcome.errors),
+        "t_creates_s": creates_done,
+        "isvc_create_rate_per_s": n / creates_done if creates_done else float("nan"),
+        "isvc_create_latency": summary(outcome.latencies),
+        "t_op_s": t_op,
+        "t_min_s": t_min,
+        "e1": t_min / t_op if t_op else float("nan"),
+        "t_min_cr_s": t_min_cr,
+        "e1_cr": t_min_cr / t_op if t_op else float("nan"),
+        "operator_workers": 8,
+        "per_isvc_latency": {
+            "create_to_ksvc": summary(ksvc_seen.first[ksvc_name(x)] - sent[x]
+                                      for x in names if ksvc_name(x) in ksvc_seen.first),
+            "create_to_observed_generation": summary(observed.first[x] - sent[x]
+                                                     for x in names if x in observed.first),
+        },
+        "operator_cpu_s": cpu_after - cpu_before,
+        "operator_cpu_s_until_done": cpu_at_done - cpu_before,
+        "operator_cpu_ms_per_isvc": (cpu_after - cpu_before) / n * 1000,
+        "control_plane_cpu_s": plane_after - plane_before,
+        "settle_wait_s": settle,
+        "operator_writes": writes,
+        "operator_writes_per_isvc": operator_writes / n,
+        "operator_write_profile": profile,
+        "write_efficiency_u": (3 * n) / operator_writes if operator_writes else float("nan"),
+        "operator_reads": reads,
+        "operator_reads_per_isvc": sum(reads.values()) / n,
+    }
+
+
+# -- B2 idle writes -----------------------------------------------------------------------------
+
+
+async def b2_idle(ctx: Context) -> dict[str, Any]:
+    seconds = ctx.options.idle_seconds
+    offset = ctx.operator.audit_offset()
+    reads_before = await ctx.metrics.reads()
+    cpu_before = cpu_seconds(ctx.pid)
+    await asyncio.sleep(seconds)
+    cpu_after = cpu_seconds(ctx.pid)
+    reads_after = await ctx.metrics.reads()
+    writes = ctx.writes_since(offset)
+    operator_reads = ctx.reads_since(offset)
+    reads = kube.read_delta(reads_before, reads_after)
+    return {
+        "seconds": seconds,
+        "isvcs": len(ctx.tracker.objects["isvc"]),
+        "operator_writes": writes,
+        "writes_per_min": total_writes(writes) / seconds * 60,
+        "write_samples": ctx.write_samples(offset),
+        "operator_reads": operator_reads,
+        "operator_reads_per_min": total_writes(operator_reads) / seconds * 60,
+        "server_reads_all_clients": reads,
+        "reads_per_min_all_clients": sum(reads.values()) / seconds * 60,
+        "other_readers": kube.other_readers(ctx.operator.audit_log, offset, OPERATOR_USER)
+        if ctx.operator.audit_log else {},
+        "operator_cpu_s_per_min": (cpu_after - cpu_before) / seconds * 60,
+    }
+
+
+# -- B3-lite restart ----------------------------------------------------------------------------
+
+
+async def b3_restart(ctx: Context) -> dict[str, Any]:
+    tracker = ctx.tracker
+    offset = ctx.operator.audit_offset()
+    started = time.perf_counter()
+    await asyncio.to_thread(ctx.operator.stop)
+    stopped = time.perf_counter()
+    await asyncio.to_thread(ctx.operator.start)  # waits for the webhooks, then sleeps 1 s
+    up = time.perf_counter()
+
+    # (c) A new InferenceService right after the restart: is it stuck behind the backlog?
+    probe_name = "restart-probe"
+    ksvc_seen = tracker.probe("ksvc", kube.exists, [ksvc_name(probe_name)])
+    observed = tracker.probe("isvc", kube.observed_generation_at_least(1), [probe_name])
+    created = time.perf_counter()
+    await ctx.client.create(kube.RESOURCES["isvc"](
+        isvc_body(probe_name, "gs://bench/restart-probe/v1")))
+    await tracker.wait(lambda: ksvc_seen.done(1) and observed.done(1), timeout=120)
+    new_isvc_latency = {
+        "create_to_ksvc_s": ksvc_seen.first.get(ksvc_name(probe_name), float("nan")) - created,
+        "create_to_observed_generation_s": observed.first.get(probe_name, float("nan"))
+        - created,
+    }
+    tracker.drop(ksvc_seen, observed)
+    settle = await ctx.settle()
+    reads = ctx.reads_since(offset)
+    events = ctx.operator.writes_since(offset)
+    restart_events = [e for e in events
+                      if not str((e.get("objectRef") or {}).get("name", ""))
+                      .startswith(probe_name)]
+    probe_events = [e for e in events
+                    if str((e.get("objectRef") or {}).get("name", "")).startswith(probe_name)]
+    writes = count_requests(restart_events, skip_webhook_config=True)
+    return {
+        "isvcs": len(tracker.objects["isvc"]) - 1,
+        "stop_s": stopped - started,
+        "start_to_webhooks_registered_s": up - stopped - 1.0,
+        "writes_excluding_webhook_config": writes,
+        "write_count": total_writes(writes),
+        "write_samples": kube.samples(
+            e for e in restart_events
+            if (e.get("objectRef") or {}).get("resource") not in kube.WEBHOOK_RESOURCES),
+        "webhook_config_writes": count_requests(
+            [e for e in restart_events
+             if (e.get("objectRef") or {}).get("resource") in kube.WEBHOOK_RESOURCES]),
+        "new_isvc_after_restart": new_isvc_latency,
+        "new_isvc_writes": count_requests(probe_events),
+        "startup_cpu_s": cpu_seconds(ctx.pid),
+        "operator_reads": reads,
+        "settle_wait_s": settle,
+    }
+
+
+# -- B4 memory ----------------------------------------------------------------------------------
+
+
+def b4_snapshot(ctx: Context, label: str) -> dict[str, Any]:
+    mem = memory(ctx.pid)
+    return {"label": label, "isvcs": len(ctx.tracker.objects["isvc"]),
+            "rss_mib": mem.rss_mib, "hwm_mib": mem.hwm_mib}
+
+
+def b4_summary(baseline: dict[str, Any], loaded: dict[str, Any],
+               after_restart: dict[str, Any] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"baseline": baseline, "loaded": loaded}
+    count = max(1, loaded["isvcs"] - baseline["isvcs"])
+    result["kib_per_isvc"] = (loaded["rss_mib"] - baseline["rss_mib"]) * 1024 / count
+    if after_restart is not None:
+        result["after_restart"] = after_restart
+        result["kib_per_isvc_after_restart"] = (
+            (after_restart["rss_mib"] - baseline["rss_mib"]) * 1024
+            / max(1, after_restart["isvcs"] - baseline["isvcs"]))
+    per_isvc = max(result["kib_per_isvc"], result.get("kib_per_isvc_after_restart", 0.0))
+    result["projected_rss_mib_at_5000"] = baseline["rss_mib"] + per_isvc * 5000 / 1024
+    return result
+
+
+# -- B5 status propagation ----------------------------------------------------------------------
+
+
+class _CaptureCluster(Cluster):
+    """A Cluster whose kubectl does nothing: lets KnativeStandIn compute a status only."""
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        return ""
+
+
+class AsyncKnative(KnativeStandIn):
+    """KnativeStandIn's status logic, fed from the benchmark's watch cache.
+
+    ``observe`` then writes nothing (the kubectl calls go nowhere); the benchmark patches the
+    returned status with its async client, so a burst can be patched concurrently.
+    """
+
+    def __init__(self, cluster: Cluster, namespace: str, cache: dict[str, Obj]) -> None:
+        super().__init__(_CaptureCluster(cluster.kubeconfig, cluster.kubectl_path, None),
+                         namespace)
+        self._cache = cache
+
+    def ksvc(self, name: str) -> dict[str, Any]:
+        return self._cache[name]
+
+
+def _hops(names: list[str], ksvc_ready: kube.Probe, isvc_ready: kube.Probe) -> list[float]:
+    return [isvc_ready.first[x] - ksvc_ready.first[ksvc_name(x)] for x in names
+            if x in isvc_ready.first and ksvc_name(x) in ksvc_ready.first]
+
+
+async def b5_status_idle(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """One at a time, through KnativeStandIn.observe (kubectl), as the integration tests do."""
+    tracker = ctx.tracker
+    standin = KnativeStandIn(ctx.cluster, BENCH_NAMESPACE)
+    ksvc_ready = tracker.probe("ksvc", kube.is_ready, [ksvc_name(x) for x in names])
+    isvc_ready = tracker.probe("isvc", kube.is_ready, names)
+    offset = ctx.operator.audit_offset()
+    from_call: list[float] = []
+    for name in names:
+        called = time.perf_counter()
+        await asyncio.to_thread(standin.observe, ksvc_name(name), ready=True)
+
+        def became_ready(name: str = name) -> bool:
+            return name in isvc_ready.first
+
+        await tracker.wait(became_ready, timeout=30)
+        if name in isvc_ready.first:
+            from_call.append(isvc_ready.first[name] - called)
+    settle = await ctx.settle()
+    writes = ctx.writes_since(offset)
+    tracker.drop(ksvc_ready, isvc_ready)
+    return {
+        "k": len(names),
+        "ready": len(isvc_ready.first),
+        "ksvc_ready_to_isvc_ready": summary(_hops(names, ksvc_ready, isvc_ready)),
+        "stand_in_call_to_isvc_ready": summary(from_call),
+        "operator_writes": writes,
+        "writes_per_isvc": total_writes(writes) / len(names) if names else float("nan"),
+        "settle_wait_s": settle,
+    }
+
+
+async def b5_status_burst(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """All at once: the stand-in's status patched for every ksvc, 32 in flight."""
+    tracker = ctx.tracker
+    standin = AsyncKnative(ctx.cluster, BENCH_NAMESPACE, tracker.objects["ksvc"])
+    ksvc_ready = tracker.probe("ksvc", kube.is_ready, [ksvc_name(x) for x in names])
+    isvc_ready = tracker.probe("isvc", kube.is_ready, names)
+    offset = ctx.operator.audit_offset()
+    resource = kube.RESOURCES["ksvc"]
+
+    async def patch(index: int) -> None:
+        name = ksvc_name(names[index])
+        status = standin.observe(name, ready=True)
+        await ctx.client.patch(resource.Status, name, {"status": status},
+                               namespace=BENCH_NAMESPACE, patch_type=PatchType.MERGE)
+
+    started = time.perf_counter()
+    outcome = await kube.run_concurrently(len(names), ctx.options.concurrency, patch)
+    await tracker.wait(lambda: isvc_ready.done(len(names)), timeout=120)
+    finished = max(isvc_ready.first.values(), default=started)
+    settle = await ctx.settle()
+    writes = ctx.writes_since(offset)
+    tracker.drop(ksvc_ready, isvc_ready)
+    return {
+        "k": len(names),
+        "ready": len(isvc_ready.first),
+        "patch_errors": outcome.errors[:5],
+        "ksvc_ready_to_isvc_ready": summary(_hops(names, ksvc_ready, isvc_ready)),
+        "t_all_ready_s": finished - started,
+        "t_patches_s": outcome.elapsed,
+        # Floor: the stand-in's K patches and the operator's 3 writes per isvc (VirtualService,
+        # status, Event) at the bare client's write rate.
+        "t_min_s": 4 * len(names) / ctx.calibration.writes_per_s,
+        "e": (4 * len(names) / ctx.calibration.writes_per_s) / (finished - started)
+        if finished > started else float("nan"),
+        "operator_writes": writes,
+        "writes_per_isvc": total_writes(writes) / len(names) if names else float("nan"),
+        "settle_wait_s": settle,
+    }
+
+
+# -- B7 API cost --------------------------------------------------------------------------------
+
+
+async def b7_noop(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """A foreign label on each ksvc: a watch event and a reconcile, nothing to change."""
+    tracker = ctx.tracker
+    labelled = tracker.probe(
+        "ksvc", lambda _, body: (body["metadata"].get("labels") or {}).get("bench/touch") == "1",
+        [ksvc_name(x) for x in names])
+    offset = ctx.operator.audit_offset()
+    resource = kube.RESOURCES["ksvc"]
+
+    async def touch(index: int) -> None:
+        await ctx.client.patch(resource, ksvc_name(names[index]),
+                               {"metadata": {"labels": {"bench/touch": "1"}}},
+                               namespace=BENCH_NAMESPACE, patch_type=PatchType.MERGE)
+
+    await kube.run_concurrently(len(names), ctx.options.concurrency, touch)
+    await tracker.wait(lambda: labelled.done(len(names)), timeout=60)
+    await ctx.settle()
+    writes = ctx.writes_since(offset)
+    tracker.drop(labelled)
+    return {"k": len(names), "trigger": "foreign label patched onto each ksvc",
+            "operator_writes": writes, "write_samples": ctx.write_samples(offset),
+            "writes_per_isvc": total_writes(writes) / len(names) if names else float("nan")}
+
+
+async def b7_spec_change(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """storageUri changed on each, one at a time; latency until the ksvc carries it."""
+    tracker = ctx.tracker
+    uri = {x: f"gs://bench/{x}/v2" for x in names}
+
+    def carries_new_uri(_: str, body: Obj) -> bool:
+        name = body["metadata"]["name"].removesuffix("-predictor-default")
+        annotations = (((body.get("spec") or {}).get("template") or {}).get("metadata")
+                       or {}).get("annotations") or {}
+        return annotations.get(STORAGE_URI_ANNOTATION) == uri.get(name)
+
+    ksvc_updated = tracker.probe("ksvc", carries_new_uri, [ksvc_name(x) for x in names])
+    observed = tracker.probe("isvc", kube.observed_generation_at_least(2), names)
+    offset = ctx.operator.audit_offset()
+    resource = kube.RESOURCES["isvc"]
+    to_ksvc: list[float] = []
+    to_status: list[float] = []
+    for name in names:
+        started = time.perf_counter()
+        await ctx.client.patch(resource, name,
+                               {"spec": {"predictor": {"sklearn": {"storageUri": uri[name]}}}},
+                               namespace=BENCH_NAMESPACE, patch_type=PatchType.MERGE)
+
+        def reflected(name: str = name) -> bool:
+            return ksvc_name(name) in ksvc_updated.first and name in observed.first
+
+        await tracker.wait(reflected, timeout=30)
+        if ksvc_name(name) in ksvc_updated.first:
+            to_ksvc.append(ksvc_updated.first[ksvc_name(name)] - started)
+        if name in observed.first:
+            to_status.append(observed.first[name] - started)
+    await ctx.settle()
+    writes = ctx.writes_since(offset)
+    reads = ctx.reads_since(offset)
+    tracker.drop(ksvc_updated, observed)
+    return {"k": len(names), "patch_to_ksvc_updated": summary(to_ksvc),
+            "operator_reads": reads,
+            "patch_to_observed_generation": summary(to_status),
+            "operator_writes": writes,
+            "writes_per_isvc": total_writes(writes) / len(names) if names else float("nan")}
+
+
+async def b7_delete(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """Delete InferenceServices; children go by garbage collection (ownerReferences)."""
+    tracker = ctx.tracker
+    ksvc_gone = tracker.probe("ksvc", kube.deleted, [ksvc_name(x) for x in names])
+    svc_gone = tracker.probe("service", kube.deleted, names)
+    offset = ctx.operator.audit_offset()
+    resource = kube.RESOURCES["isvc"]
+
+    async def delete(index: int) -> None:
+        await ctx.client.delete(resource, names[index], namespace=BENCH_NAMESPACE)
+
+    started = time.perf_counter()
+    await kube.run_concurrently(len(names), ctx.options.concurrency, delete)
+    gone = await tracker.wait(lambda: ksvc_gone.done(len(names)) and svc_gone.done(len(names)),
+                              timeout=120)
+    finished = max([*ksvc_gone.first.values(), *svc_gone.first.values(), started])
+    await ctx.settle()
+    writes = ctx.writes_since(offset)
+    tracker.drop(ksvc_gone, svc_gone)
+    return {"k": len(names), "children_gone": gone, "t_children_gone_s": finished - started,
+            "operator_writes": writes, "write_samples": ctx.write_samples(offset),
+            "writes_per_isvc": total_writes(writes) / len(names) if names else float("nan")}
+
+
+def operator_log_problems(log_path: Path, offset: int) -> list[str]:
+    """Error and traceback lines the operator logged after ``offset`` (first 20)."""
+    try:
+        with log_path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return []
+    lines = [line for line in text.splitlines()
+             if " ERROR " in line or "Traceback" in line or "[ERROR" in line]
+    return lines[:20]
