@@ -3,10 +3,15 @@
 Reconciles read from here instead of the API, so an unchanged world costs no requests at
 all. Children are attributed to their parent through the controller ownerReference, which
 every child the operator creates carries.
+
+Objects are kept as compact JSON, not as dicts: a parsed object costs several times its JSON
+size in Python objects, and at thousands of InferenceServices the cache is most of the
+operator's memory. Decoding the few objects one reconcile needs is cheap next to that.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,16 +21,19 @@ from kfserving_operator.api import constants as c
 IsvcKey = tuple[str, str]  # (namespace, name)
 
 
-def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without ``metadata.managedFields``, which we never read.
-
-    managedFields is often the largest part of an object; dropping it roughly halves the
-    memory the cache needs per InferenceService.
-    """
+def _encode(obj: dict[str, Any]) -> bytes:
+    """Compact JSON of ``obj`` without ``metadata.managedFields``, which we never read."""
     meta = obj.get("metadata")
-    if not isinstance(meta, dict) or "managedFields" not in meta:
-        return obj
-    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _decode(data: bytes | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    obj: dict[str, Any] = json.loads(data)
+    return obj
 
 
 def controller_owner(obj: dict[str, Any]) -> str | None:
@@ -42,7 +50,7 @@ def controller_owner(obj: dict[str, Any]) -> str | None:
 
 @dataclass
 class Children:
-    """The observed children of one InferenceService."""
+    """The observed children of one InferenceService (decoded)."""
 
     ksvcs: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> object
     virtual_service: dict[str, Any] | None = None
@@ -52,48 +60,81 @@ class Children:
         return not self.ksvcs and self.virtual_service is None and self.service is None
 
 
+@dataclass
+class _StoredChildren:
+    ksvcs: dict[str, bytes] = field(default_factory=dict)
+    virtual_service: bytes | None = None
+    service: bytes | None = None
+
+    def is_empty(self) -> bool:
+        return not self.ksvcs and self.virtual_service is None and self.service is None
+
+
 class ObjectCache:
     """InferenceServices and their children as last seen on the watches."""
 
     def __init__(self) -> None:
-        self.isvcs: dict[IsvcKey, dict[str, Any]] = {}
-        self._children: dict[IsvcKey, Children] = {}
+        self._isvcs: dict[IsvcKey, bytes] = {}
+        self._children: dict[IsvcKey, _StoredChildren] = {}
+
+    def __len__(self) -> int:
+        return len(self._isvcs)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._isvcs
 
     def isvc_keys(self) -> Iterator[IsvcKey]:
-        return iter(list(self.isvcs))
+        return iter(list(self._isvcs))
 
-    def children(self, key: IsvcKey) -> Children:
-        return self._children.get(key) or Children()
+    def get_isvc(self, key: IsvcKey) -> dict[str, Any] | None:
+        return _decode(self._isvcs.get(key))
 
     def put_isvc(self, obj: dict[str, Any]) -> IsvcKey:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        self.isvcs[key] = slim(obj)
+        self._isvcs[key] = _encode(obj)
         return key
 
+    def set_isvc_status(self, key: IsvcKey, uid: str | None, status: dict[str, Any]) -> None:
+        """Record a status we wrote, so the next reconcile compares against it."""
+        cached = self.get_isvc(key)
+        if cached is not None and cached.get("metadata", {}).get("uid") == uid:
+            self._isvcs[key] = _encode({**cached, "status": status})
+
     def drop_isvc(self, key: IsvcKey) -> None:
-        self.isvcs.pop(key, None)
+        self._isvcs.pop(key, None)
+
+    def children(self, key: IsvcKey) -> Children:
+        stored = self._children.get(key)
+        if stored is None:
+            return Children()
+        return Children(
+            ksvcs={component: obj for component, data in stored.ksvcs.items()
+                   if (obj := _decode(data)) is not None},
+            virtual_service=_decode(stored.virtual_service),
+            service=_decode(stored.service),
+        )
 
     def put_child(self, obj: dict[str, Any], *, deleted: bool = False) -> IsvcKey | None:
         """Record (or forget) a child; returns its parent's key, or None if it has none."""
         parent = controller_owner(obj)
         if parent is None:
             return None
-        obj = slim(obj)
         key = (obj["metadata"]["namespace"], parent)
-        children = self._children.setdefault(key, Children())
+        stored = self._children.setdefault(key, _StoredChildren())
+        data = None if deleted else _encode(obj)
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if api_version == c.KNATIVE_API_VERSION and kind == "Service":
             component = obj["metadata"].get("labels", {}).get(c.COMPONENT_LABEL)
             if component is None:
                 return key
-            if deleted:
-                children.ksvcs.pop(component, None)
+            if data is None:
+                stored.ksvcs.pop(component, None)
             else:
-                children.ksvcs[component] = obj
+                stored.ksvcs[component] = data
         elif kind == "VirtualService":
-            children.virtual_service = None if deleted else obj
+            stored.virtual_service = data
         elif api_version == "v1" and kind == "Service":
-            children.service = None if deleted else obj
-        if children.is_empty():
+            stored.service = data
+        if stored.is_empty():
             self._children.pop(key, None)
         return key

@@ -66,46 +66,32 @@ class Runtime:
     renewal: asyncio.Task[None] | None = None
 
     def enqueue_all(self) -> None:
+        """Resync everything (config or dependency change), behind any pending real change."""
         if self.queue is not None:
             for key in self.cache.isvc_keys():
-                self.queue.add(key)
-
-
-async def _probe_dependencies(api: KubeApi, dependencies: Dependencies) -> None:
-    """Ask the API whether Knative's and Istio's resources are served."""
-    probes = (("knative_installed", c.KNATIVE_API_VERSION, "Service"),
-              ("istio_installed", c.ISTIO_API_VERSION, "VirtualService"))
-    for attribute, api_version, kind in probes:
-        try:
-            await api.list(api_version, kind, labels={"kfserving-operator/probe": "none"})
-        except ResourceNotInstalled:
-            setattr(dependencies, attribute, False)
-        except (KubeError, ValueError) as exc:
-            logger.warning("could not probe %s %s: %s", api_version, kind, exc)
-        else:
-            setattr(dependencies, attribute, True)
-    logger.info("dependencies: knative serving %s, istio %s",
-                "installed" if dependencies.knative_installed else "NOT installed",
-                "installed" if dependencies.istio_installed else "NOT installed")
+                self.queue.add(key, urgent=False)
 
 
 async def _prime_cache(runtime: Runtime) -> None:
-    """Load every existing child before the first reconcile.
+    """Load every existing child before the first reconcile, and learn what is installed.
 
     Without this, the first InferenceService events after a restart could be reconciled
     before the children's watch has delivered them, and the operator would re-apply children
-    that exist and are correct: writes on every restart.
+    that exist and are correct: writes on every restart. A resource type that is not served
+    tells us Knative or Istio is missing; one LIST per type does both jobs.
     """
     assert runtime.api is not None
-    kinds = [("v1", "Service")]
-    if runtime.dependencies.knative_installed:
-        kinds.append((c.KNATIVE_API_VERSION, "Service"))
-    if runtime.dependencies.istio_installed:
-        kinds.append((c.ISTIO_API_VERSION, "VirtualService"))
-    for api_version, kind in kinds:
+    kinds = (("v1", "Service", None),
+             (c.KNATIVE_API_VERSION, "Service", "knative_installed"),
+             (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
+    for api_version, kind, dependency in kinds:
         try:
             children = await runtime.api.list(api_version, kind,
                                               labels={c.ISVC_LABEL: operators_exists()})
+        except ResourceNotInstalled:
+            if dependency:
+                setattr(runtime.dependencies, dependency, False)
+            continue
         except KubeError as exc:
             logger.warning("could not list %s %s at startup: %s", api_version, kind, exc)
             continue
@@ -113,7 +99,11 @@ async def _prime_cache(runtime: Runtime) -> None:
             child.setdefault("apiVersion", api_version)
             child.setdefault("kind", kind)
             runtime.cache.put_child(child)
-        logger.info("primed the cache with %d %s", len(children), kind)
+        logger.info("primed the cache with %d %s %s", len(children), api_version, kind)
+    deps = runtime.dependencies
+    logger.info("dependencies: knative serving %s, istio %s",
+                "installed" if deps.knative_installed else "NOT installed",
+                "installed" if deps.istio_installed else "NOT installed")
 
 
 def operators_exists() -> Any:
@@ -287,9 +277,16 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 60
+        # Filter on the server: only our children and our one ConfigMap reach this process,
+        # not every Service and ConfigMap of the cluster.
+        for group, version, plural in (("", "v1", "services"),
+                                       (c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services"),
+                                       (c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices")):
+            settings.watching.label_selectors[group, version, plural] = c.ISVC_LABEL
+        settings.watching.field_selectors["", "v1", "configmaps"] = (
+            f"metadata.name={CONFIGMAP_NAME},metadata.namespace={runtime.options.namespace}")
         runtime.api = KubeApi()
         await _load_config(runtime)
-        await _probe_dependencies(runtime.api, runtime.dependencies)
         await _prime_cache(runtime)
         runtime.reconciler = Reconciler(runtime.api, runtime.cache, runtime.config.get,
                                         runtime.dependencies)
@@ -317,19 +314,20 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             if runtime.reconciler is not None:
                 runtime.reconciler.forget(key)
             return
-        previous = runtime.cache.isvcs.get(key)
+        previous = runtime.cache.get_isvc(key)
         runtime.cache.put_isvc(obj)
         # Our own status write comes back as an event; only spec/metadata changes matter.
         if previous is not None and _same_input(previous, obj):
             return
         if runtime.queue is not None:
-            runtime.queue.add(key)
+            # type None is the initial listing after a start: a resync, not news.
+            runtime.queue.add(key, urgent=type is not None)
 
     def _child_event(type: str | None, body: kopf.Body) -> None:
         obj = dict(body)
         parent = runtime.cache.put_child(obj, deleted=type == "DELETED")
-        if parent is not None and runtime.queue is not None and parent in runtime.cache.isvcs:
-            runtime.queue.add(parent)
+        if parent is not None and runtime.queue is not None and parent in runtime.cache:
+            runtime.queue.add(parent, urgent=type is not None)
 
     def _owned(**kwargs: Any) -> bool:
         return controller_owner(dict(kwargs["body"])) is not None

@@ -196,8 +196,8 @@ class Reconciler:
     def _changed_children(self, before: Observed, key: IsvcKey) -> bool:
         after = self.cache.children(key)
         return (dict(before.ksvcs) != after.ksvcs
-                or before.virtual_service is not after.virtual_service
-                or before.service is not after.service)
+                or before.virtual_service != after.virtual_service
+                or before.service != after.service)
 
     def _mark_missing(self, obj: dict[str, Any]) -> None:
         if obj["apiVersion"] == c.KNATIVE_API_VERSION:
@@ -206,7 +206,7 @@ class Reconciler:
             self.dependencies.istio_installed = False
 
     async def reconcile(self, key: IsvcKey) -> None:
-        isvc = self.cache.isvcs.get(key)
+        isvc = self.cache.get_isvc(key)
         if isvc is None or isvc.get("metadata", {}).get("deletionTimestamp"):
             return
         config = self.config()
@@ -257,10 +257,9 @@ class Reconciler:
                 return  # deleted meanwhile; its DELETED event drops it from the cache
             raise
         # Keep the cache ahead of the watch so the next reconcile compares with what we wrote.
-        cached = self.cache.isvcs.get((meta["namespace"], meta["name"]))
-        if cached is not None and result.get("metadata", {}).get("uid") == meta.get("uid"):
-            self.cache.isvcs[(meta["namespace"], meta["name"])] = {**cached,
-                                                                   "status": result.get("status")}
+        if result.get("metadata", {}).get("uid") == meta.get("uid"):
+            self.cache.set_isvc_status((meta["namespace"], meta["name"]), meta.get("uid"),
+                                       result.get("status") or {})
 
 
 def _owned(desired: dict[str, Any]) -> dict[str, Any]:

@@ -3,11 +3,16 @@
 Watch events only *enqueue* a key; workers reconcile the latest state of that key. So a burst
 of events costs one reconcile, one key is never reconciled by two workers at once, and a key
 that keeps failing backs off (0.5 s doubling to 5 min) without delaying any other key.
+
+Two priorities: a change someone just made goes before the resync of objects the operator
+found at start, so a new InferenceService created right after a restart over thousands of
+existing ones is not queued behind all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -36,8 +41,10 @@ class WorkQueue(Generic[Key]):
         self._workers = workers
         self._base_delay = base_delay
         self._max_delay = max_delay
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
-        self._queued: set[Key] = set()
+        self._urgent: collections.deque[Key] = collections.deque()
+        self._background: collections.deque[Key] = collections.deque()
+        self._ready = asyncio.Semaphore(0)  # one release per deque entry
+        self._queued: dict[Key, bool] = {}  # key -> urgent?
         self._processing: set[Key] = set()
         self._dirty: set[Key] = set()
         self._failures: dict[Key, int] = {}
@@ -45,18 +52,38 @@ class WorkQueue(Generic[Key]):
         self._tasks: list[asyncio.Task[None]] = []
         self.processed = 0
 
-    def add(self, key: Key) -> None:
-        """Reconcile ``key`` soon; a key already waiting or running is not added twice."""
+    def add(self, key: Key, *, urgent: bool = True) -> None:
+        """Reconcile ``key`` soon; a key already waiting or running is not added twice.
+
+        ``urgent=False`` is for resyncs (the initial listing, a config change): they wait
+        behind every urgent key.
+        """
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
         if key in self._processing:
             self._dirty.add(key)
             return
-        if key in self._queued:
+        queued = self._queued.get(key)
+        if queued is not None and (queued or not urgent):
             return
-        self._queued.add(key)
-        self._queue.put_nowait(key)
+        # New, or waiting in the background and now urgent: the background entry goes stale.
+        self._queued[key] = urgent
+        (self._urgent if urgent else self._background).append(key)
+        self._ready.release()
+
+    async def _next(self) -> Key:
+        while True:
+            await self._ready.acquire()
+            if self._urgent:
+                key = self._urgent.popleft()
+                if self._queued.get(key) is True:
+                    return key
+            else:
+                key = self._background.popleft()
+                if self._queued.get(key) is False:
+                    return key
+            # a stale entry: the key was promoted to urgent (or already taken)
 
     def add_after(self, key: Key, delay: float) -> None:
         """Reconcile ``key`` after ``delay`` seconds (an earlier ``add`` wins)."""
@@ -85,8 +112,8 @@ class WorkQueue(Generic[Key]):
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
+            key = await self._next()
+            del self._queued[key]
             self._processing.add(key)
             try:
                 await self._handler(key)
@@ -110,7 +137,6 @@ class WorkQueue(Generic[Key]):
             finally:
                 self.processed += 1
                 self._processing.discard(key)
-                self._queue.task_done()
                 if key in self._dirty:
                     self._dirty.discard(key)
                     self.add(key)

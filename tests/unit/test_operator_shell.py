@@ -88,11 +88,14 @@ def test_children_are_attributed_by_controller_owner() -> None:
     assert cache.children(("ns", "iris")).ksvcs == {"predictor": ksvc}
     core = _child("Service", "v1", "iris")
     cache.put_child(core)
-    assert cache.children(("ns", "iris")).service is core
+    assert cache.children(("ns", "iris")).service == core
     assert cache.put_child(_child("Service", "v1", None)) is None
     cache.put_child(ksvc, deleted=True)
     cache.put_child(core, deleted=True)
     assert cache.children(("ns", "iris")).is_empty()
+    with_fields = {**ksvc, "metadata": {**ksvc["metadata"], "managedFields": [{"manager": "x"}]}}
+    cache.put_child(with_fields)
+    assert "managedFields" not in cache.children(("ns", "iris")).ksvcs["predictor"]["metadata"]
     assert controller_owner({"metadata": {"ownerReferences": [
         {"apiVersion": "apps/v1", "kind": "InferenceService", "name": "n",
          "controller": True}]}}) is None
@@ -131,3 +134,22 @@ def test_config_store_keeps_last_good_value_of_a_broken_key() -> None:
     assert store.get().ingress.ingress_domain == "models.io"
     assert any(p.key == "ingress" for p in problems)
     assert store.update({"metadata": {"resourceVersion": "2"}, "data": {}}) == (False, ())
+
+
+async def test_urgent_keys_overtake_the_resync_backlog() -> None:
+    order: list[str] = []
+
+    async def handle(key: str) -> None:
+        order.append(key)
+
+    queue: WorkQueue[str] = WorkQueue(handle, workers=1)
+    for i in range(5):
+        queue.add(f"old-{i}", urgent=False)
+    queue.add("old-3")  # promoted: an event arrived for it
+    queue.add("new")
+    queue.start()
+    await asyncio.sleep(0.05)
+    await queue.stop()
+    assert order[:2] == ["old-3", "new"]
+    assert sorted(order[2:]) == ["old-0", "old-1", "old-2", "old-4"]
+    assert len(order) == 6
