@@ -29,6 +29,8 @@ from lightkube.types import CascadeType, PatchType
 from kfserving_operator.api import constants as c
 
 FIELD_MANAGER = "kfserving-operator"
+# Paged LISTs: thousands of children are fetched 500 at a time, not parsed in one piece.
+LIST_CHUNK_SIZE = 500
 logger = logging.getLogger(__name__)
 
 InferenceServiceResource = create_namespaced_resource(
@@ -168,7 +170,8 @@ class KubeApi:
             items = [
                 _to_dict(obj)
                 async for obj in self._client.list(
-                    resource, namespace=namespace or "*", labels=labels
+                    resource, namespace=namespace or "*", labels=labels,
+                    chunk_size=LIST_CHUNK_SIZE,
                 )
             ]
         except (ApiError, httpx2.HTTPStatusError) as exc:

@@ -22,7 +22,12 @@ import kopf
 
 from kfserving_operator.api import constants as c
 from kfserving_operator.api.config import CONFIGMAP_NAME
-from kfserving_operator.k8s.api import KubeApi, KubeError, ResourceNotInstalled
+from kfserving_operator.k8s.api import (
+    LIST_CHUNK_SIZE,
+    KubeApi,
+    KubeError,
+    ResourceNotInstalled,
+)
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
 from kfserving_operator.operator.reconciler import Dependencies, ReconcileFailed, Reconciler
@@ -277,6 +282,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 60
+        settings.watching.chunk_size = LIST_CHUNK_SIZE  # paged initial listings
         # Filter on the server: only our children and our one ConfigMap reach this process,
         # not every Service and ConfigMap of the cluster.
         for group, version, plural in (("", "v1", "services"),
