@@ -7,7 +7,7 @@ with the field path and the allowed values, and the CRD schema carries the same 
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 
 from pydantic import Field
 
@@ -37,6 +37,33 @@ class Implementation(NamedTuple):
 
     name: str
     spec: Any
+
+
+class OneOfImplementations:
+    """A component implemented by one of its framework fields, or by custom ``containers``.
+
+    Subclasses name their framework fields in ``framework_fields`` (in the order validation
+    reports them); custom containers always come last.
+    """
+
+    framework_fields: ClassVar[tuple[str, ...]] = ()
+
+    def implementations(self) -> list[Implementation]:
+        """Every implementation present: frameworks in order, then custom containers."""
+        found = [
+            Implementation(name, getattr(self, name))
+            for name in self.framework_fields
+            if getattr(self, name) is not None
+        ]
+        containers = getattr(self, "containers", None)
+        if containers:
+            found.append(Implementation(CUSTOM, containers[0]))
+        return found
+
+    def implementation(self) -> Implementation | None:
+        """The single implementation, or None when there is none or more than one."""
+        found = self.implementations()
+        return found[0] if len(found) == 1 else None
 
 
 class LoggerSpec(ApiModel):

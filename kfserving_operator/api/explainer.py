@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import ClassVar, Final
 
 from pydantic import Field
 
-from kfserving_operator.api.components import CUSTOM, ComponentExtensionSpec, Implementation
+from kfserving_operator.api.components import ComponentExtensionSpec, OneOfImplementations
 from kfserving_operator.api.podspec import ContainerFields, PodSpecFields
 
 EXPLAINER_FRAMEWORKS: Final = ("alibi", "aix", "art")
@@ -70,28 +70,14 @@ class ARTExplainerSpec(ExplainerExtensionSpec):
     )
 
 
-class ExplainerSpec(PodSpecFields, ComponentExtensionSpec):
+class ExplainerSpec(OneOfImplementations, PodSpecFields, ComponentExtensionSpec):
     """The explainer: exactly one of alibi, aix, art, or custom containers."""
+
+    framework_fields: ClassVar[tuple[str, ...]] = EXPLAINER_FRAMEWORKS
 
     alibi: AlibiExplainerSpec | None = Field(default=None, description="Alibi explainer.")
     aix: AIXExplainerSpec | None = Field(default=None, description="AIX360 explainer.")
     art: ARTExplainerSpec | None = Field(default=None, description="ART explainer.")
-
-    def implementations(self) -> list[Implementation]:
-        """Every implementation present, framework order, custom containers last."""
-        found = [
-            Implementation(name, getattr(self, name))
-            for name in EXPLAINER_FRAMEWORKS
-            if getattr(self, name) is not None
-        ]
-        if self.containers:
-            found.append(Implementation(CUSTOM, self.containers[0]))
-        return found
-
-    def implementation(self) -> Implementation | None:
-        """The single implementation, or None when there is none or more than one."""
-        found = self.implementations()
-        return found[0] if len(found) == 1 else None
 
     def framework(self) -> ExplainerExtensionSpec | None:
         """The framework spec when the explainer uses exactly one framework."""

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import ClassVar, Final
 
 from pydantic import Field
 
 from kfserving_operator.api.components import (
-    CUSTOM,
     PROTOCOL_VERSIONS,
     ComponentExtensionSpec,
-    Implementation,
+    OneOfImplementations,
 )
 from kfserving_operator.api.podspec import ContainerFields, PodSpecFields
 
@@ -91,8 +90,10 @@ class PaddleServerSpec(PredictorExtensionSpec):
     """PaddlePaddle model server."""
 
 
-class PredictorSpec(PodSpecFields, ComponentExtensionSpec):
+class PredictorSpec(OneOfImplementations, PodSpecFields, ComponentExtensionSpec):
     """The model server: exactly one framework, or custom containers."""
+
+    framework_fields: ClassVar[tuple[str, ...]] = FRAMEWORKS
 
     sklearn: SKLearnSpec | None = Field(default=None, description="scikit-learn predictor.")
     xgboost: XGBoostSpec | None = Field(default=None, description="XGBoost predictor.")
@@ -105,22 +106,6 @@ class PredictorSpec(PodSpecFields, ComponentExtensionSpec):
     pmml: PMMLSpec | None = Field(default=None, description="PMML predictor.")
     lightgbm: LightGBMSpec | None = Field(default=None, description="LightGBM predictor.")
     paddle: PaddleServerSpec | None = Field(default=None, description="PaddlePaddle predictor.")
-
-    def implementations(self) -> list[Implementation]:
-        """Every implementation present, in FRAMEWORKS order, custom containers last."""
-        found = [
-            Implementation(name, getattr(self, name))
-            for name in FRAMEWORKS
-            if getattr(self, name) is not None
-        ]
-        if self.containers:
-            found.append(Implementation(CUSTOM, self.containers[0]))
-        return found
-
-    def implementation(self) -> Implementation | None:
-        """The single implementation, or None when there is none or more than one."""
-        found = self.implementations()
-        return found[0] if len(found) == 1 else None
 
     def framework(self) -> PredictorExtensionSpec | None:
         """The framework spec when the predictor uses exactly one framework."""

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import ClassVar, Final
 
-from kfserving_operator.api.components import CUSTOM, ComponentExtensionSpec, Implementation
+from kfserving_operator.api.components import ComponentExtensionSpec, OneOfImplementations
 from kfserving_operator.api.podspec import PodSpecFields
 
 TRANSFORMER_FRAMEWORKS: Final[tuple[str, ...]] = ()
 
 
-class TransformerSpec(PodSpecFields, ComponentExtensionSpec):
+class TransformerSpec(OneOfImplementations, PodSpecFields, ComponentExtensionSpec):
     """The transformer: custom containers only; the first one is the transformer server."""
 
-    def implementations(self) -> list[Implementation]:
-        """The custom implementation, if containers are given."""
-        return [Implementation(CUSTOM, self.containers[0])] if self.containers else []
-
-    def implementation(self) -> Implementation | None:
-        """The single implementation, or None without containers."""
-        found = self.implementations()
-        return found[0] if len(found) == 1 else None
+    framework_fields: ClassVar[tuple[str, ...]] = TRANSFORMER_FRAMEWORKS
