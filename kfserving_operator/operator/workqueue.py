@@ -140,6 +140,10 @@ class WorkQueue(Generic[Key]):
                 if key in self._dirty:
                     self._dirty.discard(key)
                     self.add(key)
+            # A reconcile that finds nothing to write never awaits I/O; without this a
+            # backlog of them would hold the event loop and starve the watches (a change
+            # made during a resync would wait for the whole resync).
+            await asyncio.sleep(0)
 
     def start(self) -> None:
         if not self._tasks:
