@@ -36,6 +36,12 @@ def _decode(data: bytes | None) -> dict[str, Any] | None:
     return obj
 
 
+def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata", {})
+    return (str(obj.get("apiVersion", "")), str(obj.get("kind", "")),
+            str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
 def controller_owner(obj: dict[str, Any]) -> str | None:
     """The name of the InferenceService that controls ``obj``, if any."""
     for ref in obj.get("metadata", {}).get("ownerReferences") or []:
@@ -76,6 +82,22 @@ class ObjectCache:
     def __init__(self) -> None:
         self._isvcs: dict[IsvcKey, bytes] = {}
         self._children: dict[IsvcKey, _StoredChildren] = {}
+        # resourceVersion of every stored object, so an event repeating what we hold (the
+        # initial listing after priming, say) costs a dict lookup, not a decode and encode.
+        self._versions: dict[tuple[str, str, str, str], str] = {}
+
+    def is_current(self, obj: dict[str, Any]) -> bool:
+        """True when ``obj`` is exactly the version already stored."""
+        version = obj.get("metadata", {}).get("resourceVersion")
+        return version is not None and self._versions.get(_identity(obj)) == version
+
+    def _remember(self, obj: dict[str, Any], deleted: bool = False) -> None:
+        identity = _identity(obj)
+        version = obj.get("metadata", {}).get("resourceVersion")
+        if deleted or version is None:
+            self._versions.pop(identity, None)
+        else:
+            self._versions[identity] = str(version)
 
     def __len__(self) -> int:
         return len(self._isvcs)
@@ -92,6 +114,7 @@ class ObjectCache:
     def put_isvc(self, obj: dict[str, Any]) -> IsvcKey:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         self._isvcs[key] = _encode(obj)
+        self._remember(obj)
         return key
 
     def set_isvc_status(self, key: IsvcKey, uid: str | None, status: dict[str, Any]) -> None:
@@ -99,9 +122,12 @@ class ObjectCache:
         cached = self.get_isvc(key)
         if cached is not None and cached.get("metadata", {}).get("uid") == uid:
             self._isvcs[key] = _encode({**cached, "status": status})
+            # The stored copy no longer matches any server version: let the next event in.
+            self._versions.pop((c.API_VERSION, c.KIND, key[0], key[1]), None)
 
     def drop_isvc(self, key: IsvcKey) -> None:
         self._isvcs.pop(key, None)
+        self._versions.pop((c.API_VERSION, c.KIND, key[0], key[1]), None)
 
     def children(self, key: IsvcKey) -> Children:
         stored = self._children.get(key)
@@ -120,6 +146,7 @@ class ObjectCache:
         if parent is None:
             return None
         key = (obj["metadata"]["namespace"], parent)
+        self._remember(obj, deleted)
         stored = self._children.setdefault(key, _StoredChildren())
         data = None if deleted else _encode(obj)
         api_version, kind = obj.get("apiVersion"), obj.get("kind")

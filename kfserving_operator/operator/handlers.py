@@ -320,6 +320,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             if runtime.reconciler is not None:
                 runtime.reconciler.forget(key)
             return
+        if runtime.cache.is_current(obj):
+            return  # the same version again: nothing new
         previous = runtime.cache.get_isvc(key)
         runtime.cache.put_isvc(obj)
         # Our own status write comes back as an event; only spec/metadata changes matter.
@@ -331,6 +333,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
     def _child_event(type: str | None, body: kopf.Body) -> None:
         obj = dict(body)
+        if type != "DELETED" and runtime.cache.is_current(obj):
+            return  # already known (primed at start, or written back from our own apply)
         parent = runtime.cache.put_child(obj, deleted=type == "DELETED")
         if parent is not None and runtime.queue is not None and parent in runtime.cache:
             runtime.queue.add(parent, urgent=type is not None)
