@@ -125,3 +125,28 @@ def _handshake_ok(port: int, ca: bytes) -> bool:
     except ssl.SSLError:
         return False
     return True
+
+
+def test_self_managed_certificate_is_replaced_without_a_restart(bare_cluster: Cluster,
+                                                               tmp_path: Path) -> None:
+    env = {"KFSERVING_CERT_CHECK_SECONDS": "1"}
+    with run_operator(bare_cluster, tmp_path, webhook_mode="cluster",
+                      extra_env=env) as operator:
+        first = _secret(bare_cluster)
+        pid = operator.process.pid
+        bare_cluster.kubectl("delete", "secret", SECRET, "-n", "kfserving-system")
+
+        def renewed() -> dict[str, bytes] | None:
+            out = bare_cluster.kubectl("get", "secret", SECRET, "-n", "kfserving-system",
+                                       check=False)
+            if not out:
+                return None
+            secret = _secret(bare_cluster)
+            return secret if secret["ca.crt"] != first["ca.crt"] else None
+
+        second = wait_for(renewed, timeout=20, message="a new certificate in the Secret")
+        wait_for(lambda: _ca_bundles(bare_cluster) == [second["ca.crt"]] * 3, timeout=20,
+                 message="caBundle of the new CA")
+        wait_for(lambda: _handshake_ok(operator.webhook_port, second["ca.crt"]), timeout=20,
+                 message="the new certificate served")
+        assert operator.process.pid == pid and operator.process.poll() is None
