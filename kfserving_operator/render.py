@@ -45,10 +45,6 @@ def _prepared(isvc: Mapping[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _empty_observed(**kwargs: Any) -> Observed:
-    return Observed(ksvcs={}, virtual_service=None, service=None, **kwargs)
-
-
 def _next_revision(name: str, stored: Mapping[str, Any]) -> str:
     """``<ksvc>-00001``, or the successor of the newest revision the stored status names."""
     newest = 0
@@ -110,7 +106,7 @@ def simulated_ready_ksvcs(isvc: Mapping[str, Any], config: OperatorConfig) -> di
     a component, the simulated new revision is the successor of the newest one.
     """
     prepared = _prepared(isvc)
-    plan = plan_reconcile(prepared, config, _empty_observed(), RENDER_TIME)
+    plan = plan_reconcile(prepared, config, Observed(ksvcs={}), RENDER_TIME)
     parsed, _ = parse_and_default(prepared, config)
     cluster_local = is_cluster_local(parsed) if parsed is not None else False
     components = mapping(mapping(prepared.get("status")).get("components"))
@@ -131,7 +127,7 @@ def render_plan(isvc: Mapping[str, Any], config: OperatorConfig) -> Plan:
     if parsed is None:
         raise RenderError("\n".join(f"admission webhook denied: {error}" for error in errors))
     observed = Observed(
-        ksvcs=simulated_ready_ksvcs(prepared, config), virtual_service=None, service=None
+        ksvcs=simulated_ready_ksvcs(prepared, config)
     )
     return plan_reconcile(prepared, config, observed, RENDER_TIME)
 

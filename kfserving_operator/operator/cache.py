@@ -19,6 +19,7 @@ from typing import Any
 from kfserving_operator.api import constants as c
 
 IsvcKey = tuple[str, str]  # (namespace, name)
+ChildKey = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
 
 
 def _encode(obj: dict[str, Any]) -> bytes:
@@ -36,10 +37,24 @@ def _decode(data: bytes | None) -> dict[str, Any] | None:
     return obj
 
 
-def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+def identity(obj: dict[str, Any]) -> ChildKey:
     meta = obj.get("metadata", {})
     return (str(obj.get("apiVersion", "")), str(obj.get("kind", "")),
             str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+def slot(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """Where a child sits among its parent's children: ("ksvc", component), ("vs", ""),
+    ("service", ""), or None for anything else (a Knative Service without a component)."""
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if api_version == c.KNATIVE_API_VERSION and kind == "Service":
+        component = obj.get("metadata", {}).get("labels", {}).get(c.COMPONENT_LABEL)
+        return ("ksvc", str(component)) if component is not None else None
+    if kind == "VirtualService":
+        return ("vs", "")
+    if api_version == "v1" and kind == "Service":
+        return ("service", "")
+    return None
 
 
 def controller_owner(obj: dict[str, Any]) -> str | None:
@@ -65,6 +80,16 @@ class Children:
     def is_empty(self) -> bool:
         return not self.ksvcs and self.virtual_service is None and self.service is None
 
+    def counterpart(self, desired: dict[str, Any]) -> dict[str, Any] | None:
+        """The observed child that ``desired`` would become, if it exists."""
+        where = slot(desired)
+        if where is None:
+            return None
+        kind, component = where
+        if kind == "ksvc":
+            return self.ksvcs.get(component)
+        return self.virtual_service if kind == "vs" else self.service
+
 
 @dataclass
 class _StoredChildren:
@@ -84,20 +109,20 @@ class ObjectCache:
         self._children: dict[IsvcKey, _StoredChildren] = {}
         # resourceVersion of every stored object, so an event repeating what we hold (the
         # initial listing after priming, say) costs a dict lookup, not a decode and encode.
-        self._versions: dict[tuple[str, str, str, str], str] = {}
+        self._versions: dict[ChildKey, str] = {}
 
     def is_current(self, obj: dict[str, Any]) -> bool:
         """True when ``obj`` is exactly the version already stored."""
         version = obj.get("metadata", {}).get("resourceVersion")
-        return version is not None and self._versions.get(_identity(obj)) == version
+        return version is not None and self._versions.get(identity(obj)) == version
 
     def _remember(self, obj: dict[str, Any], deleted: bool = False) -> None:
-        identity = _identity(obj)
+        key = identity(obj)
         version = obj.get("metadata", {}).get("resourceVersion")
         if deleted or version is None:
-            self._versions.pop(identity, None)
+            self._versions.pop(key, None)
         else:
-            self._versions[identity] = str(version)
+            self._versions[key] = str(version)
 
     def __len__(self) -> int:
         return len(self._isvcs)
@@ -146,21 +171,21 @@ class ObjectCache:
         if parent is None:
             return None
         key = (obj["metadata"]["namespace"], parent)
+        where = slot(obj)
+        if where is None:
+            return key
         self._remember(obj, deleted)
         stored = self._children.setdefault(key, _StoredChildren())
         data = None if deleted else _encode(obj)
-        api_version, kind = obj.get("apiVersion"), obj.get("kind")
-        if api_version == c.KNATIVE_API_VERSION and kind == "Service":
-            component = obj["metadata"].get("labels", {}).get(c.COMPONENT_LABEL)
-            if component is None:
-                return key
+        kind, component = where
+        if kind == "ksvc":
             if data is None:
                 stored.ksvcs.pop(component, None)
             else:
                 stored.ksvcs[component] = data
-        elif kind == "VirtualService":
+        elif kind == "vs":
             stored.virtual_service = data
-        elif api_version == "v1" and kind == "Service":
+        else:
             stored.service = data
         if stored.is_empty():
             self._children.pop(key, None)

@@ -24,7 +24,7 @@ from typing import Any
 from kfserving_operator.api import constants as c
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.k8s.api import KubeApi, KubeError, ResourceNotInstalled
-from kfserving_operator.operator.cache import IsvcKey, ObjectCache
+from kfserving_operator.operator.cache import ChildKey, Children, IsvcKey, ObjectCache, identity
 from kfserving_operator.operator.workqueue import Requeue
 from kfserving_operator.reconcile.plan import Observed, plan_reconcile
 
@@ -68,11 +68,6 @@ def is_subset(desired: Any, observed: Any) -> bool:
     return bool(desired == observed)
 
 
-def _child_key(obj: dict[str, Any]) -> tuple[str, str, str, str]:
-    meta = obj["metadata"]
-    return (obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
-
-
 @dataclass
 class Dependencies:
     """Which of the CRDs we write to are served, as last probed."""
@@ -90,51 +85,32 @@ class Reconciler:
     config: Callable[[], OperatorConfig]
     dependencies: Dependencies = field(default_factory=Dependencies)
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
-    # resourceVersion our last apply produced, per child: if the server normalises a field
-    # we set, the subset check fails forever; this stops that from becoming a hot loop.
-    _applied_versions: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    # What we remember per InferenceService, dropped with it by forget():
+    # - the resourceVersion our last apply of each child produced: if the server normalises a
+    #   field we set, the subset check fails forever; this stops that becoming a hot loop;
+    _applied_versions: dict[IsvcKey, dict[ChildKey, str]] = field(default_factory=dict)
+    # - objects we only create (their content belongs to someone else, like a multi-model
+    #   ConfigMap that TrainedModels fill in), once seen, so there is no request per reconcile;
+    _known_present: dict[IsvcKey, set[ChildKey]] = field(default_factory=dict)
+    # - the write failures of the last reconcile, which the status reports.
     _problems: dict[IsvcKey, tuple[tuple[str, str], ...]] = field(default_factory=dict)
-    # Objects we only create (their content belongs to someone else, like a multi-model
-    # ConfigMap that TrainedModels fill in): remembered once seen, so no read per reconcile.
-    _known_present: set[tuple[str, str, str, str]] = field(default_factory=set)
 
     def forget(self, key: IsvcKey) -> None:
-        """Drop what we remember about a deleted InferenceService's children."""
+        """Drop what we remember about a deleted InferenceService."""
+        self._applied_versions.pop(key, None)
+        self._known_present.pop(key, None)
         self._problems.pop(key, None)
-        prefix = f"{key[1]}-"
-        for store in (self._applied_versions, self._known_present):
-            for child in [k for k in store if k[2] == key[0]
-                          and (k[3] == key[1] or k[3].startswith(prefix)
-                               or k[3] == f"modelconfig-{key[1]}-0")]:
-                if isinstance(store, dict):
-                    store.pop(child, None)
-                else:
-                    store.discard(child)
 
-    def _observed(self, key: IsvcKey) -> Observed:
-        children = self.cache.children(key)
+    def _observed(self, key: IsvcKey, children: Children) -> Observed:
         return Observed(
-            ksvcs=dict(children.ksvcs),
-            virtual_service=children.virtual_service,
-            service=children.service,
+            ksvcs=children.ksvcs,
             knative_installed=self.dependencies.knative_installed,
             istio_installed=self.dependencies.istio_installed,
             problems=self._problems.get(key, ()),
         )
 
-    def _observed_child(self, obj: dict[str, Any], observed: Observed) -> dict[str, Any] | None:
-        api_version, kind = obj["apiVersion"], obj["kind"]
-        found: dict[str, Any] | None = None
-        if api_version == c.KNATIVE_API_VERSION and kind == "Service":
-            component = obj["metadata"].get("labels", {}).get(c.COMPONENT_LABEL, "")
-            found = observed.ksvcs.get(component)
-        elif kind == "VirtualService":
-            found = observed.virtual_service
-        elif api_version == "v1" and kind == "Service":
-            found = observed.service
-        return found
-
-    def _up_to_date(self, desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    def _up_to_date(self, key: IsvcKey, desired: dict[str, Any],
+                    current: dict[str, Any] | None) -> bool:
         if current is None:
             return False
         annotations = current.get("metadata", {}).get("annotations") or {}
@@ -145,16 +121,18 @@ class Reconciler:
             return True
         # Hash matches but the object differs: either someone edited it (repair it), or the
         # server normalised what we wrote (leave it, or we would apply forever).
-        applied = self._applied_versions.get(_child_key(desired))
+        applied = self._applied_versions.get(key, {}).get(identity(desired))
         return applied is not None and applied == current.get("metadata", {}).get(
             "resourceVersion")
 
     async def _apply_children(self, key: IsvcKey, plan_apply: tuple[dict[str, Any], ...],
-                              observed: Observed) -> list[tuple[str, str]]:
+                              children: Children) -> tuple[list[tuple[str, str]], bool]:
+        """Apply what differs; return the failures and whether anything was written."""
         problems: list[tuple[str, str]] = []
+        wrote = False
         for child in plan_apply:
             desired = with_hash(child)
-            if self._up_to_date(desired, self._observed_child(desired, observed)):
+            if self._up_to_date(key, desired, children.counterpart(desired)):
                 continue
             try:
                 result = await self.api.apply(desired)
@@ -165,39 +143,31 @@ class Reconciler:
             except KubeError as exc:
                 problems.append(("ApplyFailed", str(exc)))
                 continue
-            self._applied_versions[_child_key(desired)] = str(
+            self._applied_versions.setdefault(key, {})[identity(desired)] = str(
                 result.get("metadata", {}).get("resourceVersion", ""))
             logger.info("%s/%s: applied %s %s", key[0], key[1], desired["kind"],
                         desired["metadata"]["name"])
             self.cache.put_child(result)
-        return problems
+            wrote = True
+        return problems, wrote
 
-    async def _create_missing(self, objects: tuple[dict[str, Any], ...]
+    async def _create_missing(self, key: IsvcKey, objects: tuple[dict[str, Any], ...]
                               ) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
+        known = self._known_present.setdefault(key, set())
         for obj in objects:
-            child = _child_key(obj)
-            if child in self._known_present:
+            if identity(obj) in known:
                 continue
             meta = obj["metadata"]
             try:
-                existing = await self.api.get(obj["apiVersion"], obj["kind"], meta["name"],
-                                              meta.get("namespace"))
-                if existing is None:
-                    await self.api.create_if_absent(obj)
+                if await self.api.create_if_absent(obj):
                     logger.info("created %s %s/%s", obj["kind"], meta.get("namespace"),
                                 meta["name"])
             except KubeError as exc:
                 problems.append(("CreateFailed", str(exc)))
                 continue
-            self._known_present.add(child)
+            known.add(identity(obj))
         return problems
-
-    def _changed_children(self, before: Observed, key: IsvcKey) -> bool:
-        after = self.cache.children(key)
-        return (dict(before.ksvcs) != after.ksvcs
-                or before.virtual_service != after.virtual_service
-                or before.service != after.service)
 
     def _mark_missing(self, obj: dict[str, Any]) -> None:
         if obj["apiVersion"] == c.KNATIVE_API_VERSION:
@@ -210,14 +180,15 @@ class Reconciler:
         if isvc is None or isvc.get("metadata", {}).get("deletionTimestamp"):
             return
         config = self.config()
-        observed = self._observed(key)
-        plan = plan_reconcile(isvc, config, observed, self.clock())
-        problems = await self._apply_children(key, plan.apply, observed)
-        problems += await self._create_missing(plan.create_if_missing)
+        children = self.cache.children(key)
+        plan = plan_reconcile(isvc, config, self._observed(key, children), self.clock())
+        problems, wrote = await self._apply_children(key, plan.apply, children)
+        problems += await self._create_missing(key, plan.create_if_missing)
         for ref in plan.delete:
             try:
                 await self.api.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
                 logger.info("%s/%s: deleted %s %s", key[0], key[1], ref.kind, ref.name)
+                wrote = True
             except KubeError as exc:
                 problems.append(("DeleteFailed", str(exc)))
         previous_problems = self._problems.get(key, ())
@@ -225,10 +196,11 @@ class Reconciler:
             self._problems[key] = tuple(problems)
         else:
             self._problems.pop(key, None)
-        if tuple(problems) != previous_problems or self._changed_children(observed, key):
+        if wrote or tuple(problems) != previous_problems:
             # Re-plan so the status tells the truth about what was just written, failed or
             # recovered (one status write now instead of another when the watch catches up).
-            plan = plan_reconcile(isvc, config, self._observed(key), self.clock())
+            children = self.cache.children(key)
+            plan = plan_reconcile(isvc, config, self._observed(key, children), self.clock())
         await self._write_status(isvc, plan.status)
         for event_type, reason, message in plan.events:
             await self.api.post_event(isvc, event_type, reason, message)

@@ -72,9 +72,9 @@ class Observed:
 
     # component -> observed Knative Service (only those that exist), found by the label
     # serving.kubeflow.org/inferenceservice=<name>.
+    # The observed VirtualService and ExternalName Service are not inputs: the plan always
+    # describes them in full, and the shell compares them with what exists.
     ksvcs: Mapping[str, dict[str, Any]]
-    virtual_service: dict[str, Any] | None
-    service: dict[str, Any] | None  # the ExternalName Service
     knative_installed: bool = True
     istio_installed: bool = True
     # (reason, message) of errors the shell hit last time, e.g. ("ApplyFailed", "...").

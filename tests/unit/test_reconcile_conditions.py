@@ -196,7 +196,7 @@ def test_finalize_uses_rfc3339_z_and_drops_reason_of_true() -> None:
 
 
 def test_knative_not_installed() -> None:
-    seen = Observed(ksvcs={}, virtual_service=None, service=None, knative_installed=False)
+    seen = Observed(ksvcs={}, knative_installed=False)
     plan = plan_reconcile(full_isvc(), CONFIG, seen, T0)
     assert kinds(plan) == ["Service/iris"]
     conds = conditions(plan)
@@ -210,7 +210,7 @@ def test_knative_not_installed() -> None:
 
 def test_istio_not_installed() -> None:
     seen = Observed(
-        ksvcs={"predictor": ksvc("iris")}, virtual_service=None, service=None,
+        ksvcs={"predictor": ksvc("iris")},
         istio_installed=False,
     )  # fmt: skip
     plan = plan_reconcile(isvc(), CONFIG, seen, T0)
@@ -227,7 +227,7 @@ def test_istio_not_installed() -> None:
 
 def test_problems_surface_in_ready() -> None:
     seen = Observed(
-        ksvcs={"predictor": ksvc("iris")}, virtual_service=None, service=None,
+        ksvcs={"predictor": ksvc("iris")},
         problems=(("ApplyFailed", 'admission webhook "validation.webhook.serving.knative.dev" '
                                   "denied the request: bad"),),
     )  # fmt: skip
@@ -251,7 +251,7 @@ def test_every_non_true_condition_has_reason_and_message() -> None:
         observed(),
         observed(predictor=ksvc("iris", ready="Unknown")),
         observed(predictor=ksvc("iris", ready="False")),
-        Observed(ksvcs={}, virtual_service=None, service=None, knative_installed=False),
+        Observed(ksvcs={}, knative_installed=False),
     ]
     for seen in scenarios:
         plan = plan_reconcile(copy.deepcopy(full_isvc()), CONFIG, seen, T0)

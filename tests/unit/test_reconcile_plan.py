@@ -135,7 +135,7 @@ def ksvc(
 
 
 def observed(**ksvcs: dict[str, Any]) -> Observed:
-    return Observed(ksvcs=ksvcs, virtual_service=None, service=None)
+    return Observed(ksvcs=ksvcs)
 
 
 def step(obj: dict[str, Any], seen: Observed, now: datetime = T0) -> Plan:
