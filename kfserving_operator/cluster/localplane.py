@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -157,17 +158,15 @@ class LocalControlPlane:
             if not _process_alive(pid, name):
                 return False
         try:
-            code, body = self._readyz(state)
+            return self._readyz_ok(state)
         except OSError:
             return False
-        return code == 200 and body.strip() == "ok"
 
-    def _readyz(self, state: ControlPlaneState) -> tuple[int, str]:
-        return _https_get(
-            f"{state.apiserver_url}/readyz",
-            str(self.state_dir / "pki" / "serving-ca.crt"),
-            (str(self.state_dir / "pki" / "admin.crt"), str(self.state_dir / "pki" / "admin.key")),
-        )
+    def _api_get(self, state: ControlPlaneState, path: str) -> tuple[int, str]:
+        """GET ``path`` from the apiserver as the admin user."""
+        pki = self.state_dir / "pki"
+        return _https_get(f"{state.apiserver_url}{path}", str(pki / "serving-ca.crt"),
+                          (str(pki / "admin.crt"), str(pki / "admin.key")))
 
     def describe(self) -> str:
         """A human-readable status report."""
@@ -179,16 +178,9 @@ class LocalControlPlane:
             alive = "running" if _process_alive(pid, name) else "NOT running"
             lines.append(f"{name}: pid {pid} {alive}")
         try:
-            code, body = self._readyz(state)
+            code, body = self._api_get(state, "/readyz")
             lines.append(f"readyz: {code} {body.strip()[:200]}")
-            code, body = _https_get(
-                f"{state.apiserver_url}/version",
-                str(self.state_dir / "pki" / "serving-ca.crt"),
-                (
-                    str(self.state_dir / "pki" / "admin.crt"),
-                    str(self.state_dir / "pki" / "admin.key"),
-                ),
-            )
+            code, body = self._api_get(state, "/version")
             if code == 200:
                 lines.append(f"version: {json.loads(body).get('gitVersion')}")
         except OSError as exc:
@@ -326,8 +318,8 @@ class LocalControlPlane:
         log.close()
         return process.pid
 
-    def _wait_for(self, check: object, timeout: float, what: str, logs: Path) -> None:
-        assert callable(check)
+    def _wait_for(self, check: Callable[[], bool], timeout: float, what: str,
+                  logs: Path) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -346,7 +338,7 @@ class LocalControlPlane:
             return bool(json.loads(response.read()).get("health") == "true")
 
     def _readyz_ok(self, state: ControlPlaneState) -> bool:
-        code, body = self._readyz(state)
+        code, body = self._api_get(state, "/readyz")
         return code == 200 and body.strip() == "ok"
 
     @staticmethod

@@ -6,25 +6,24 @@ apply for generic resources). Every write uses server-side apply with one field 
 and a field we stop setting is removed by the server. kopf does the watching; this module
 only reads and writes.
 
-Writes are counted per verb in :attr:`KubeApi.writes`, which the zero-writes tests and the
-benchmarks read (the integration tests also count on the server side, from the audit log).
+How many writes the operator makes is measured on the server side, from the apiserver's
+audit log (the zero-writes tests and the benchmarks), not counted here.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime
 import logging
 from typing import Any
 
 import httpx2
-from lightkube import AsyncClient
+from lightkube import AsyncClient, operators
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import (
     create_global_resource,
     create_namespaced_resource,
 )
-from lightkube.types import CascadeType, PatchType
+from lightkube.types import CascadeType
 
 from kfserving_operator.api import constants as c
 
@@ -140,7 +139,6 @@ class KubeApi:
 
     def __init__(self, client: AsyncClient | None = None) -> None:
         self._client = client or AsyncClient(field_manager=FIELD_MANAGER)
-        self.writes: collections.Counter[str] = collections.Counter()
 
     async def close(self) -> None:
         await self._client.close()
@@ -164,11 +162,17 @@ class KubeApi:
         return _to_dict(obj)
 
     async def list(self, api_version: str, kind: str, namespace: str | None = None,
-                   labels: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                   has_label: str | None = None) -> list[dict[str, Any]]:
+        """Every object (of ``namespace``, or all), optionally only those with a label key.
+
+        Items carry ``apiVersion`` and ``kind``, which a LIST response leaves out of them.
+        """
         resource = resource_for(api_version, kind)
+        # lightkube's annotation omits its own exists() operator.
+        labels: Any = {has_label: operators.exists()} if has_label else None
         try:
             items = [
-                _to_dict(obj)
+                {**_to_dict(obj), "apiVersion": api_version, "kind": kind}
                 async for obj in self._client.list(
                     resource, namespace=namespace or "*", labels=labels,
                     chunk_size=LIST_CHUNK_SIZE,
@@ -185,7 +189,6 @@ class KubeApi:
         resource = resource_for(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         what = f"apply {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
-        self.writes["apply"] += 1
         try:
             result = await self._client.apply(resource(obj), force=True)
         except (ApiError, httpx2.HTTPStatusError) as exc:
@@ -196,7 +199,6 @@ class KubeApi:
         """Create ``obj`` unless it exists (then leave it alone); True when it was created."""
         resource = resource_for(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        self.writes["create"] += 1
         try:
             await self._client.create(resource(obj))
         except (ApiError, httpx2.HTTPStatusError) as exc:
@@ -212,32 +214,16 @@ class KubeApi:
         resource = resource_for(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         what = f"apply status of {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
-        self.writes["apply_status"] += 1
         try:
             result = await self._client.apply(resource.Status(obj), force=True)
         except (ApiError, httpx2.HTTPStatusError) as exc:
             raise _translate(exc, what) from exc
         return _to_dict(result)
 
-    async def patch_status(self, api_version: str, kind: str, name: str, namespace: str,
-                           status: dict[str, Any]) -> dict[str, Any]:
-        """JSON merge-patch of the status subresource (tests use it to stand in for Knative)."""
-        resource = resource_for(api_version, kind)
-        self.writes["patch_status"] += 1
-        try:
-            result = await self._client.patch(
-                resource.Status, name, {"status": status}, namespace=namespace,
-                patch_type=PatchType.MERGE,
-            )
-        except (ApiError, httpx2.HTTPStatusError) as exc:
-            raise _translate(exc, f"patch status of {kind} {namespace}/{name}") from exc
-        return _to_dict(result)
-
     async def delete(self, api_version: str, kind: str, name: str,
                      namespace: str | None = None) -> bool:
         """Delete with background propagation; ``False`` when it was already gone."""
         resource = resource_for(api_version, kind)
-        self.writes["delete"] += 1
         try:
             if namespace is None:
                 await self._client.delete(resource, name, cascade=CascadeType.BACKGROUND)
@@ -280,7 +266,6 @@ class KubeApi:
             "lastTimestamp": now,
             "count": 1,
         }
-        self.writes["event"] += 1
         resource: Any = EventResource
         try:
             await self._client.create(resource(event))

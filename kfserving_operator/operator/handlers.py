@@ -38,10 +38,10 @@ from kfserving_operator.webhooks.server import AdmissionServer
 logger = logging.getLogger("kfserving_operator")
 
 KNATIVE_CRD = f"services.{c.KNATIVE_GROUP}"
+ISTIO_CRD = f"virtualservices.{c.ISTIO_GROUP}"
 # How often certificates are checked; the environment overrides it (tests use seconds).
 CERTIFICATE_CHECK_SECONDS = float(os.environ.get("KFSERVING_CERT_CHECK_SECONDS", 3600))
 MOUNTED_CERTIFICATE_CHECK_SECONDS = float(os.environ.get("KFSERVING_CERT_CHECK_SECONDS", 60))
-ISTIO_CRD = f"virtualservices.{c.ISTIO_GROUP}"
 
 
 @dataclass
@@ -69,6 +69,15 @@ class Runtime:
     reconciler: Reconciler | None = None
     server: AdmissionServer | None = None
     renewal: asyncio.Task[None] | None = None
+    # Where a certificate read from the Secret is written for the TLS server: one directory,
+    # rewritten on renewal (created on first use, in cluster mode only).
+    _cert_files: Path | None = None
+
+    @property
+    def cert_files(self) -> Path:
+        if self._cert_files is None:
+            self._cert_files = Path(tempfile.mkdtemp(prefix="kfserving-certs-"))
+        return self._cert_files
 
     def enqueue_all(self) -> None:
         """Resync everything (config or dependency change), behind any pending real change."""
@@ -91,8 +100,7 @@ async def _prime_cache(runtime: Runtime) -> None:
              (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
     for api_version, kind, dependency in kinds:
         try:
-            children = await runtime.api.list(api_version, kind,
-                                              labels={c.ISVC_LABEL: operators_exists()})
+            children = await runtime.api.list(api_version, kind, has_label=c.ISVC_LABEL)
         except ResourceNotInstalled:
             if dependency:
                 setattr(runtime.dependencies, dependency, False)
@@ -101,20 +109,12 @@ async def _prime_cache(runtime: Runtime) -> None:
             logger.warning("could not list %s %s at startup: %s", api_version, kind, exc)
             continue
         for child in children:
-            child.setdefault("apiVersion", api_version)
-            child.setdefault("kind", kind)
             runtime.cache.put_child(child)
         logger.info("primed the cache with %d %s %s", len(children), api_version, kind)
     deps = runtime.dependencies
     logger.info("dependencies: knative serving %s, istio %s",
                 "installed" if deps.knative_installed else "NOT installed",
                 "installed" if deps.istio_installed else "NOT installed")
-
-
-def operators_exists() -> Any:
-    from lightkube import operators
-
-    return operators.exists()
 
 
 async def _load_config(runtime: Runtime) -> None:
@@ -213,18 +213,15 @@ async def _renew_certificates(runtime: Runtime) -> None:
     Also picks up a Secret renewed by someone else (another replica, an admin deleting it),
     so the served certificate and the registered caBundle always match the Secret.
     """
-    options, api = runtime.options, runtime.api
-    assert api is not None
+    options = runtime.options
     while True:
         await asyncio.sleep(CERTIFICATE_CHECK_SECONDS)
         try:
-            secret = await api.get("v1", "Secret", certificates.SECRET_NAME, options.namespace)
+            secret = await _current_secret(runtime)
             served = runtime.server.certificate if runtime.server is not None else None
-            if (not certificates.secret_needs_renewal(secret, datetime.datetime.now(datetime.UTC))
-                    and served is not None and secret is not None
-                    and certificates.secret_matches(secret, served)):
+            if served is not None and certificates.secret_matches(secret, served):
                 continue
-            certificate = await _cluster_certificate(runtime)
+            certificate = certificates.from_secret(secret, runtime.cert_files)
             if runtime.server is not None:
                 runtime.server.use_certificate(certificate)
             await _register_webhooks(
@@ -234,18 +231,24 @@ async def _renew_certificates(runtime: Runtime) -> None:
 
 
 async def _cluster_certificate(runtime: Runtime) -> certificates.ServingCertificate:
-    options, api = runtime.options, runtime.api
-    assert api is not None
+    options = runtime.options
     if options.cert_dir:
         return certificates.from_directory(Path(options.cert_dir))
+    return certificates.from_secret(await _current_secret(runtime), runtime.cert_files)
+
+
+async def _current_secret(runtime: Runtime) -> dict[str, Any]:
+    """The certificate Secret, issued anew when it is missing, incomplete or expiring."""
+    options, api = runtime.options, runtime.api
+    assert api is not None
     secret = await api.get("v1", "Secret", certificates.SECRET_NAME, options.namespace)
-    if certificates.secret_needs_renewal(secret, datetime.datetime.now(datetime.UTC)):
+    if secret is None or certificates.secret_needs_renewal(
+            secret, datetime.datetime.now(datetime.UTC)):
         secret = await api.apply(certificates.new_secret(certificates.SERVICE_NAME,
                                                          options.namespace))
         logger.info("issued a new webhook serving certificate into secret %s/%s",
                     options.namespace, certificates.SECRET_NAME)
-    assert secret is not None
-    return certificates.from_secret(secret, Path(tempfile.mkdtemp(prefix="kfserving-certs-")))
+    return secret
 
 
 async def _stop_webhooks(runtime: Runtime) -> None:
@@ -356,11 +359,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         _child_event(type, body)
 
-    def _is_config(**kwargs: Any) -> bool:
-        return bool(kwargs["name"] == CONFIGMAP_NAME
-                    and kwargs["namespace"] == runtime.options.namespace)
-
-    @kopf.on.event("", "v1", "configmaps", when=_is_config, registry=registry)
+    # Only our ConfigMap reaches this handler: the watch has a server-side field selector.
+    @kopf.on.event("", "v1", "configmaps", registry=registry)
     async def config_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         if type == "DELETED":
             logger.error("%s/%s was deleted; keeping the last good config",
