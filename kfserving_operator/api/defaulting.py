@@ -118,6 +118,12 @@ def _quantity_or_none(value: str | None) -> Decimal | None:
         return None
 
 
+def _exceeds(request: str, limit: str) -> bool:
+    """True when both quantities parse and the request exceeds the limit."""
+    request_value, limit_value = _quantity_or_none(request), _quantity_or_none(limit)
+    return request_value is not None and limit_value is not None and request_value > limit_value
+
+
 def _default_resources(container: ContainerFields, config: OperatorConfig) -> None:
     defaults = config.inference_service.resource
     resources = container.resources or ResourceRequirements()
@@ -127,32 +133,15 @@ def _default_resources(container: ContainerFields, config: OperatorConfig) -> No
         ("cpu", defaults.cpu_request, defaults.cpu_limit),
         ("memory", defaults.memory_request, defaults.memory_limit),
     ):
-        user_request = requests.get(resource)
-        user_limit = limits.get(resource)
+        # A default never makes request > limit against the user's own value: in that case
+        # the missing side copies the user's value instead.
+        user_request, user_limit = requests.get(resource), limits.get(resource)
         if user_request is None:
-            request = default_request
-            limit_value = _quantity_or_none(user_limit)
-            request_value = _quantity_or_none(default_request)
-            if (
-                user_limit is not None
-                and limit_value is not None
-                and request_value is not None
-                and request_value > limit_value
-            ):
-                request = user_limit
-            requests[resource] = request
+            requests[resource] = (user_limit if user_limit is not None
+                                  and _exceeds(default_request, user_limit) else default_request)
         if user_limit is None:
-            limit = default_limit
-            request_value = _quantity_or_none(user_request)
-            limit_value = _quantity_or_none(default_limit)
-            if (
-                user_request is not None
-                and request_value is not None
-                and limit_value is not None
-                and request_value > limit_value
-            ):
-                limit = user_request
-            limits[resource] = limit
+            limits[resource] = (user_request if user_request is not None
+                                and _exceeds(user_request, default_limit) else default_limit)
     resources.requests = requests
     resources.limits = limits
     container.resources = resources

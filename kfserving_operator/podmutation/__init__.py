@@ -16,7 +16,6 @@ from kfserving_operator.podmutation.mutator import (
     credentials_needed,
     is_in_scope,
     mutate_pod,
-    patch_fn,
     pod_patch,
 )
 from kfserving_operator.podmutation.storage_uri import StorageSource, parse_storage_uri
@@ -30,7 +29,6 @@ __all__ = [
     "is_in_scope",
     "mutate_pod",
     "parse_storage_uri",
-    "patch_fn",
     "pod_patch",
     "secret_names_to_fetch",
     "service_account_name",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,17 +98,6 @@ def mutate_pod(
 def pod_patch(original: Mapping[str, Any], mutated: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The RFC 6902 JSON patch that turns ``original`` into ``mutated``."""
     return [dict(op) for op in jsonpatch.make_patch(dict(original), dict(mutated)).patch]
-
-
-def patch_fn(mutated: Mapping[str, Any]) -> Callable[[dict[str, Any]], None]:
-    """A body transformation for kopf's ``patch.fns``: make the body equal to ``mutated``."""
-    target = copy.deepcopy(dict(mutated))
-
-    def apply(body: dict[str, Any]) -> None:
-        body.clear()
-        body.update(copy.deepcopy(target))
-
-    return apply
 
 
 # --------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from kfserving_operator.podmutation import (
     credentials_needed,
     is_in_scope,
     mutate_pod,
-    patch_fn,
     pod_patch,
 )
 
@@ -718,15 +717,6 @@ def test_patch_turns_the_original_into_the_mutated_pod() -> None:
     assert all(op["path"].startswith("/spec/") for op in patch)
     assert jsonpatch.apply_patch(KITCHEN_SINK, patch) == result.pod
     json.dumps(patch)  # serialisable as the AdmissionReview needs it
-
-
-def test_patch_fn_makes_a_body_equal_to_the_mutated_pod() -> None:
-    result = mutate(KITCHEN_SINK, credentials=CredentialSources(S3_SA, S3_SECRETS))
-    body = copy.deepcopy(KITCHEN_SINK)
-    patch_fn(result.pod)(body)
-    assert body == result.pod
-    body["spec"]["containers"].clear()
-    assert result.pod["spec"]["containers"], "the function must not share state with the result"
 
 
 def test_kitchen_sink_matches_golden() -> None:
