@@ -57,8 +57,10 @@ def test_crd_identity() -> None:
         "singular": "inferenceservice",
         "shortNames": ["isvc"],
     }
-    [version] = spec["versions"]
+    version = spec["versions"][0]
     assert (version["name"], version["served"], version["storage"]) == ("v1beta1", True, True)
+    # v1alpha2 is served too, never stored (tests/unit/test_api_crd_legacy.py).
+    assert [v["name"] for v in spec["versions"]] == ["v1beta1", "v1alpha2"]
     assert version["subresources"] == {"status": {}}
 
 
