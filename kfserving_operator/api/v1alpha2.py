@@ -237,7 +237,9 @@ class InferenceServiceStatusV1alpha2(StatusModel):
 class InferenceServiceV1alpha2(ApiModel):
     """An InferenceService in its v1alpha2 form."""
 
-    api_version: str = Field(default=V1ALPHA2_API_VERSION, description="serving.kubeflow.org/v1alpha2.")
+    api_version: str = Field(
+        default=V1ALPHA2_API_VERSION, description="serving.kubeflow.org/v1alpha2."
+    )
     kind: str = Field(default="InferenceService", description="InferenceService.")
     metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
     spec: InferenceServiceSpecV1alpha2 = Field(description="Desired state.")

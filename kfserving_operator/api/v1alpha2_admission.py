@@ -26,15 +26,15 @@ from pydantic import ValidationError
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.conversion import to_v1alpha2, to_v1beta1
 from kfserving_operator.api.defaulting import default_inference_service
+from kfserving_operator.api.v1alpha2 import (
+    DEFAULT_PYTORCH_MODEL_CLASS,
+    InferenceServiceV1alpha2,
+)
 from kfserving_operator.api.validation import (
     FieldError,
     field_errors_from_validation_error,
     parse_inference_service,
     validate_inference_service,
-)
-from kfserving_operator.api.v1alpha2 import (
-    DEFAULT_PYTORCH_MODEL_CLASS,
-    InferenceServiceV1alpha2,
 )
 
 CANARY_NOT_SUPPORTED: Final = (

@@ -41,6 +41,9 @@ KnativeServiceResource = create_namespaced_resource(
 VirtualServiceResource = create_namespaced_resource(
     c.ISTIO_GROUP, c.ISTIO_VERSION, "VirtualService", "virtualservices"
 )
+TrainedModelResource = create_namespaced_resource(
+    c.GROUP, "v1alpha1", "TrainedModel", "trainedmodels"
+)
 CoreServiceResource = create_namespaced_resource("", "v1", "Service", "services")
 ConfigMapResource = create_namespaced_resource("", "v1", "ConfigMap", "configmaps")
 SecretResource = create_namespaced_resource("", "v1", "Secret", "secrets")
@@ -60,6 +63,7 @@ CRDResource = create_global_resource(
 
 _BY_API_VERSION_KIND: dict[tuple[str, str], Any] = {
     (c.API_VERSION, c.KIND): InferenceServiceResource,
+    (f"{c.GROUP}/v1alpha1", "TrainedModel"): TrainedModelResource,
     (c.KNATIVE_API_VERSION, "Service"): KnativeServiceResource,
     (c.ISTIO_API_VERSION, "VirtualService"): VirtualServiceResource,
     ("v1", "Service"): CoreServiceResource,

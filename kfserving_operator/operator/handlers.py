@@ -31,8 +31,9 @@ from kfserving_operator.k8s.api import (
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
 from kfserving_operator.operator.reconciler import Dependencies, ReconcileFailed, Reconciler
+from kfserving_operator.operator.trainedmodels import register_trained_models
 from kfserving_operator.operator.workqueue import WorkQueue
-from kfserving_operator.webhooks import certificates, registration
+from kfserving_operator.webhooks import certificates, legacy_registration, registration
 from kfserving_operator.webhooks.server import AdmissionServer
 
 logger = logging.getLogger("kfserving_operator")
@@ -174,6 +175,9 @@ async def _register_webhooks(runtime: Runtime, client_config: Any) -> None:
     assert api is not None
     await api.apply(registration.mutating_configuration(client_config, options.namespace))
     await api.apply(registration.validating_configuration(client_config))
+    # The TrainedModel validator and the InferenceService CRD's conversion webhook.
+    for configuration in legacy_registration.configurations(client_config):
+        await api.apply(configuration)
     logger.info("webhook configurations registered (%s mode)", options.webhook_mode)
 
 
@@ -258,10 +262,11 @@ async def _stop_webhooks(runtime: Runtime) -> None:
     if runtime.options.webhook_mode == "local" and api is not None:
         # Unregister before the server stops: with failurePolicy Fail a registration that
         # points at a dead loopback port would block every later InferenceService write.
-        for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        configurations = [(kind, registration.CONFIGURATION_NAME) for kind in
+                          ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")]
+        for kind, name in [*configurations, *legacy_registration.LOCAL_CLEANUP]:
             try:
-                await api.delete("admissionregistration.k8s.io/v1", kind,
-                                 registration.CONFIGURATION_NAME)
+                await api.delete("admissionregistration.k8s.io/v1", kind, name)
             except KubeError as exc:
                 logger.warning("could not remove %s: %s", kind, exc)
     if runtime.server is not None:
@@ -381,6 +386,9 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             logger.info("%s is now %s", name, "installed" if installed else "gone")
             runtime.enqueue_all()
 
+    # TrainedModels (multi-model serving): their own watch, cache and queue; registered last
+    # so their startup runs after the one above has created the API client.
+    register_trained_models(registry, lambda: runtime.api, runtime.cache, runtime.config.get)
     return registry
 
 

@@ -28,6 +28,11 @@ POD_MUTATOR_PATH = "/mutate-pods"
 DEFAULTER_NAME = "inferenceservice.kfserving-webhook-server.v1beta1.defaulter"
 VALIDATOR_NAME = "inferenceservice.kfserving-webhook-server.v1beta1.validator"
 POD_MUTATOR_NAME = "inferenceservice.kfserving-webhook-server.pod-mutator"
+V1ALPHA2_DEFAULTER_PATH = "/mutate-serving-kubeflow-org-v1alpha2-inferenceservice"
+V1ALPHA2_VALIDATOR_PATH = "/validate-serving-kubeflow-org-v1alpha2-inferenceservice"
+V1ALPHA2_DEFAULTER_NAME = "inferenceservice.kfserving-webhook-server.v1alpha2.defaulter"
+V1ALPHA2_VALIDATOR_NAME = "inferenceservice.kfserving-webhook-server.v1alpha2.validator"
+V1ALPHA2 = "v1alpha2"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kfserving-operator"
 
@@ -45,24 +50,45 @@ def service_client_config(service: str, namespace: str, path: str, ca_bundle: by
     }
 
 
-def _isvc_rule() -> dict[str, Any]:
+def _isvc_rule(version: str = c.VERSION) -> dict[str, Any]:
     return {
         "apiGroups": [c.GROUP],
-        "apiVersions": [c.VERSION],
+        "apiVersions": [version],
         "operations": ["CREATE", "UPDATE"],
         "resources": [c.PLURAL],
         "scope": "Namespaced",
     }
 
 
-def _common(client_config: dict[str, Any]) -> dict[str, Any]:
+def _common(client_config: dict[str, Any], match_policy: str = "Equivalent") -> dict[str, Any]:
     return {
         "clientConfig": client_config,
         "admissionReviewVersions": ["v1"],
         "sideEffects": "None",
         "failurePolicy": "Fail",
-        "matchPolicy": "Equivalent",
+        "matchPolicy": match_policy,
         "timeoutSeconds": 10,
+    }
+
+
+# The v1alpha2 webhooks see only requests made in v1alpha2 (matchPolicy Exact): with
+# Equivalent they would also get every v1beta1 request, converted, and refuse its canary. The
+# v1beta1 webhooks (Equivalent) see v1alpha2 requests too, converted, so one set of rules
+# holds for both versions.
+def _v1alpha2_defaulter(client_config_for: Any) -> dict[str, Any]:
+    return {
+        "name": V1ALPHA2_DEFAULTER_NAME,
+        **_common(client_config_for(V1ALPHA2_DEFAULTER_PATH), "Exact"),
+        "rules": [_isvc_rule(V1ALPHA2)],
+        "reinvocationPolicy": "Never",
+    }
+
+
+def _v1alpha2_validator(client_config_for: Any) -> dict[str, Any]:
+    return {
+        "name": V1ALPHA2_VALIDATOR_NAME,
+        **_common(client_config_for(V1ALPHA2_VALIDATOR_PATH), "Exact"),
+        "rules": [_isvc_rule(V1ALPHA2)],
     }
 
 
@@ -106,6 +132,7 @@ def mutating_configuration(client_config_for: Any, operator_namespace: str) -> d
                 # container and mounts see the final pod; the mutation is idempotent.
                 "reinvocationPolicy": "IfNeeded",
             },
+            _v1alpha2_defaulter(client_config_for),
         ],
     }
 
@@ -116,9 +143,12 @@ def validating_configuration(client_config_for: Any) -> dict[str, Any]:
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": CONFIGURATION_NAME, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
-        "webhooks": [{
-            "name": VALIDATOR_NAME,
-            **_common(client_config_for(VALIDATOR_PATH)),
-            "rules": [_isvc_rule()],
-        }],
+        "webhooks": [
+            {
+                "name": VALIDATOR_NAME,
+                **_common(client_config_for(VALIDATOR_PATH)),
+                "rules": [_isvc_rule()],
+            },
+            _v1alpha2_validator(client_config_for),
+        ],
     }

@@ -26,6 +26,7 @@ from kfserving_operator.podmutation.credentials import (
 from kfserving_operator.podmutation.mutator import credentials_needed
 from kfserving_operator.webhooks import admission
 from kfserving_operator.webhooks.certificates import ServingCertificate
+from kfserving_operator.webhooks.legacy_server import legacy_routes
 from kfserving_operator.webhooks.registration import (
     DEFAULTER_PATH,
     POD_MUTATOR_PATH,
@@ -79,6 +80,9 @@ class AdmissionServer:
         app.router.add_post(DEFAULTER_PATH, self._wrap(self._defaulting))
         app.router.add_post(VALIDATOR_PATH, self._wrap(self._validation))
         app.router.add_post(POD_MUTATOR_PATH, self._wrap(self._pods))
+        # v1alpha2 defaulter and validator, TrainedModel validator, CRD conversion.
+        for path, handler in legacy_routes(self._api, self._config):
+            app.router.add_post(path, self._wrap(handler))
         app.router.add_get("/healthz", self._healthz)
         return app
 
