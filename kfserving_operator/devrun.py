@@ -8,6 +8,7 @@ Knative and Istio is never modified beyond our own CRD and ConfigMap.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,10 @@ import yaml
 
 from kfserving_operator.api.config import CONFIGMAP_NAME, DEFAULT_NAMESPACE, OperatorConfig
 from kfserving_operator.cluster.localplane import LocalControlPlane, find_tool, project_root
+from kfserving_operator.webhooks.legacy_registration import (
+    ISVC_CRD_NAME,
+    shipped_conversion_patch,
+)
 
 
 def _kubectl(kubeconfig: str, *args: str, input: str | None = None,
@@ -50,6 +55,10 @@ def choose_cluster() -> str:
 
 def install(kubeconfig: str, namespace: str) -> None:
     root = project_root()
+    # A CRD a local operator left pointing at its loopback conversion webhook (it was
+    # killed) cannot be re-applied as is: point it back at the shipped Service first.
+    _kubectl(kubeconfig, "patch", "crd", ISVC_CRD_NAME, "--type=merge", "-p",
+             json.dumps(shipped_conversion_patch()), check=False)
     for crd in sorted((root / "crds").glob("*.yaml")):
         _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crd))
     for stand_in in sorted((root / "hack" / "dev-crds").glob("*.yaml")):

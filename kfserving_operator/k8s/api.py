@@ -23,7 +23,7 @@ from lightkube.generic_resource import (
     create_global_resource,
     create_namespaced_resource,
 )
-from lightkube.types import CascadeType
+from lightkube.types import CascadeType, PatchType
 
 from kfserving_operator.api import constants as c
 
@@ -199,20 +199,6 @@ class KubeApi:
             raise _translate(exc, what) from exc
         return _to_dict(result)
 
-    async def create_if_absent(self, obj: dict[str, Any]) -> bool:
-        """Create ``obj`` unless it exists (then leave it alone); True when it was created."""
-        resource = resource_for(obj["apiVersion"], obj["kind"])
-        meta = obj["metadata"]
-        try:
-            await self._client.create(resource(obj))
-        except (ApiError, httpx2.HTTPStatusError) as exc:
-            error = _translate(exc, f"create {obj['kind']} {meta.get('namespace')}/"
-                                    f"{meta['name']}")
-            if error.conflict:
-                return False
-            raise error from exc
-        return True
-
     async def apply_status(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of the status subresource: owned fields left out are removed."""
         resource = resource_for(obj["apiVersion"], obj["kind"])
@@ -222,6 +208,25 @@ class KubeApi:
             result = await self._client.apply(resource.Status(obj), force=True)
         except (ApiError, httpx2.HTTPStatusError) as exc:
             raise _translate(exc, what) from exc
+        return _to_dict(result)
+
+    async def merge_patch(self, api_version: str, kind: str, name: str, patch: dict[str, Any],
+                          namespace: str | None = None) -> dict[str, Any]:
+        """A JSON merge patch (``null`` removes a field, whoever set it).
+
+        For the rare write server-side apply cannot express: replacing a one-of field that
+        another field manager set, such as a CRD conversion webhook's ``service`` by ``url``.
+        """
+        resource = resource_for(api_version, kind)
+        try:
+            if namespace is None:
+                result = await self._client.patch(resource, name, patch,
+                                                  patch_type=PatchType.MERGE)
+            else:
+                result = await self._client.patch(resource, name, patch, namespace=namespace,
+                                                  patch_type=PatchType.MERGE)
+        except (ApiError, httpx2.HTTPStatusError) as exc:
+            raise _translate(exc, f"patch {kind} {namespace or ''}/{name}") from exc
         return _to_dict(result)
 
     async def delete(self, api_version: str, kind: str, name: str,

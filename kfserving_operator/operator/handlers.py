@@ -30,6 +30,10 @@ from kfserving_operator.k8s.api import (
 )
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
+from kfserving_operator.operator.conversion import (
+    ConversionRegistration,
+    register_conversion_guard,
+)
 from kfserving_operator.operator.reconciler import Dependencies, ReconcileFailed, Reconciler
 from kfserving_operator.operator.trainedmodels import register_trained_models
 from kfserving_operator.operator.workqueue import WorkQueue
@@ -70,6 +74,7 @@ class Runtime:
     reconciler: Reconciler | None = None
     server: AdmissionServer | None = None
     renewal: asyncio.Task[None] | None = None
+    conversion: ConversionRegistration = field(default_factory=ConversionRegistration)
     # Where a certificate read from the Secret is written for the TLS server: one directory,
     # rewritten on renewal (created on first use, in cluster mode only).
     _cert_files: Path | None = None
@@ -178,6 +183,7 @@ async def _register_webhooks(runtime: Runtime, client_config: Any) -> None:
     # The TrainedModel validator and the InferenceService CRD's conversion webhook.
     for configuration in legacy_registration.configurations(client_config):
         await api.apply(configuration)
+    await runtime.conversion.register(api, client_config)
     logger.info("webhook configurations registered (%s mode)", options.webhook_mode)
 
 
@@ -269,6 +275,10 @@ async def _stop_webhooks(runtime: Runtime) -> None:
                 await api.delete("admissionregistration.k8s.io/v1", kind, name)
             except KubeError as exc:
                 logger.warning("could not remove %s: %s", kind, exc)
+        try:
+            await runtime.conversion.restore_shipped(api)
+        except KubeError as exc:
+            logger.warning("could not restore the CRD's conversion webhook: %s", exc)
     if runtime.server is not None:
         await runtime.server.stop()
 
@@ -389,6 +399,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     # TrainedModels (multi-model serving): their own watch, cache and queue; registered last
     # so their startup runs after the one above has created the API client.
     register_trained_models(registry, lambda: runtime.api, runtime.cache, runtime.config.get)
+    register_conversion_guard(registry, lambda: runtime.api, runtime.conversion)
     return registry
 
 

@@ -89,16 +89,12 @@ class Reconciler:
     # - the resourceVersion our last apply of each child produced: if the server normalises a
     #   field we set, the subset check fails forever; this stops that becoming a hot loop;
     _applied_versions: dict[IsvcKey, dict[ChildKey, str]] = field(default_factory=dict)
-    # - objects we only create (their content belongs to someone else, like a multi-model
-    #   ConfigMap that TrainedModels fill in), once seen, so there is no request per reconcile;
-    _known_present: dict[IsvcKey, set[ChildKey]] = field(default_factory=dict)
     # - the write failures of the last reconcile, which the status reports.
     _problems: dict[IsvcKey, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def forget(self, key: IsvcKey) -> None:
         """Drop what we remember about a deleted InferenceService."""
         self._applied_versions.pop(key, None)
-        self._known_present.pop(key, None)
         self._problems.pop(key, None)
 
     def _observed(self, key: IsvcKey, children: Children) -> Observed:
@@ -151,24 +147,6 @@ class Reconciler:
             wrote = True
         return problems, wrote
 
-    async def _create_missing(self, key: IsvcKey, objects: tuple[dict[str, Any], ...]
-                              ) -> list[tuple[str, str]]:
-        problems: list[tuple[str, str]] = []
-        known = self._known_present.setdefault(key, set())
-        for obj in objects:
-            if identity(obj) in known:
-                continue
-            meta = obj["metadata"]
-            try:
-                if await self.api.create_if_absent(obj):
-                    logger.info("created %s %s/%s", obj["kind"], meta.get("namespace"),
-                                meta["name"])
-            except KubeError as exc:
-                problems.append(("CreateFailed", str(exc)))
-                continue
-            known.add(identity(obj))
-        return problems
-
     def _mark_missing(self, obj: dict[str, Any]) -> None:
         if obj["apiVersion"] == c.KNATIVE_API_VERSION:
             self.dependencies.knative_installed = False
@@ -183,7 +161,6 @@ class Reconciler:
         children = self.cache.children(key)
         plan = plan_reconcile(isvc, config, self._observed(key, children), self.clock())
         problems, wrote = await self._apply_children(key, plan.apply, children)
-        problems += await self._create_missing(key, plan.create_if_missing)
         for ref in plan.delete:
             try:
                 await self.api.delete(ref.api_version, ref.kind, ref.name, ref.namespace)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,15 +174,26 @@ class TrainedModelReconciler:
             self.forget(key)
             return
         plan = plan_trained_models(parent, models, config, self.clock())
+        # One failing write does not hold back the others; the queue retries the key.
+        failures: list[str] = []
         for name, metadata in sorted(plan.metadata.items()):
-            await self._apply_metadata(key[0], name, metadata)
+            await self._attempt(failures, self._apply_metadata(key[0], name, metadata))
         if plan.config_map is not None:
-            await self._apply_model_config(key, plan.config_map)
+            await self._attempt(failures, self._apply_model_config(key, plan.config_map))
         for model in models:
             name = str(model["metadata"]["name"])
             status = plan.statuses.get(name)
             if status is not None and model.get("status") != status:
-                await self._write_status(key[0], name, status)
+                await self._attempt(failures, self._write_status(key[0], name, status))
+        if failures:
+            raise KubeError("; ".join(failures), 0)
+
+    @staticmethod
+    async def _attempt(failures: list[str], write: Awaitable[None]) -> None:
+        try:
+            await write
+        except KubeError as exc:
+            failures.append(str(exc))
 
     async def _apply_metadata(self, namespace: str, name: str, metadata: dict[str, Any]) -> None:
         try:
@@ -245,6 +256,9 @@ def register_trained_models(registry: kopf.OperatorRegistry, api: Callable[[], K
     whose API client ``api()`` returns)."""
     models = TrainedModelCache()
     state: dict[str, Any] = {}
+    # Spec and metadata of each InferenceService as last seen: when they change, the model
+    # ConfigMap is read again (a hand edit of models.json is repaired then).
+    seen_parents: dict[IsvcKey, int] = {}
 
     def enqueue(key: IsvcKey | None, urgent: bool = True) -> None:
         queue: WorkQueue[IsvcKey] | None = state.get("queue")
@@ -302,11 +316,18 @@ def register_trained_models(registry: kopf.OperatorRegistry, api: Callable[[], K
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         reconciler: TrainedModelReconciler | None = state.get("reconciler")
         if type == "DELETED":
+            seen_parents.pop(key, None)
             if reconciler is not None:
                 reconciler.forget(key)
             if models.has_models(key):
                 enqueue(key)
             return
+        essence = hash(json.dumps([obj.get("spec"), meta.get("labels"), meta.get("annotations"),
+                                   meta.get("uid")], sort_keys=True))
+        if seen_parents.get(key) != essence:
+            seen_parents[key] = essence
+            if reconciler is not None:
+                reconciler.forget(key)
         if models.has_models(key):
             enqueue(key, urgent=type is not None)
             return

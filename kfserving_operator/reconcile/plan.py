@@ -1,10 +1,9 @@
 """The reconcile entry point: from an InferenceService and what exists, to what to do.
 
 ``plan_reconcile`` is pure (no I/O, no clock, no kopf): the operator shell gathers the
-observed children, calls it, applies ``Plan.apply`` in order, creates ``Plan.create_if_missing``
-objects that do not exist, deletes ``Plan.delete``, writes ``Plan.status`` and posts
-``Plan.events``. The same inputs always give an equal plan, so an unchanged world gives the
-same status dict and no write is needed.
+observed children, calls it, applies ``Plan.apply`` in order, deletes ``Plan.delete``,
+writes ``Plan.status`` and posts ``Plan.events``. The same inputs always give an equal plan,
+so an unchanged world gives the same status dict and no write is needed.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,7 +26,6 @@ from kfserving_operator.api.constants import (
 )
 from kfserving_operator.api.defaulting import default_inference_service
 from kfserving_operator.api.inference_service import InferenceService
-from kfserving_operator.api.predictor import PredictorSpec
 from kfserving_operator.api.validation import (
     FieldError,
     parse_inference_service,
@@ -47,14 +45,13 @@ from kfserving_operator.reconcile.conditions import (
     ready_condition,
     ready_type,
 )
-from kfserving_operator.reconcile.containers import is_multi_model
 from kfserving_operator.reconcile.istio import (
     external_name_service,
     service_host,
     url_scheme,
     virtual_service,
 )
-from kfserving_operator.reconcile.knative import knative_service, model_config_map
+from kfserving_operator.reconcile.knative import knative_service
 from kfserving_operator.reconcile.status import address_url, component_status, stored_status
 from kfserving_operator.reconcile.traffic import desired_traffic, rollout_annotation
 
@@ -103,9 +100,6 @@ class Plan:
     status: dict[str, Any]
     # (type Normal|Warning, reason, message) events to post.
     events: tuple[Event, ...]
-    # Objects to create when absent and never update: the model list ConfigMap of a
-    # multi-model predictor (its content belongs to the TrainedModel controller).
-    create_if_missing: tuple[dict[str, Any], ...] = field(default=())
 
 
 def _ready_status(status: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -313,9 +307,7 @@ def _plan(raw: dict[str, Any], config: OperatorConfig, observed: Observed, now: 
         for c, obj in sorted(observed.ksvcs.items())
         if c not in present and observed.knative_installed
     )
-    ensure: tuple[JsonDict, ...] = ()
-    predictor = isvc.spec.predictor
-    if isinstance(predictor, PredictorSpec) and is_multi_model(predictor, config):
-        ensure = (model_config_map(isvc),)
+    # A multi-model predictor's ConfigMap (modelconfig-<isvc>-0) is created and filled by the
+    # TrainedModel controller (operator/trainedmodels.py), which owns its content.
     events.extend(ready_events(isvc.name, before, after))
-    return Plan(tuple(applies), deletes, after, tuple(events), ensure)
+    return Plan(tuple(applies), deletes, after, tuple(events))

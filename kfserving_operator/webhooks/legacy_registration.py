@@ -5,9 +5,11 @@ ways: a loopback ``url`` when the operator runs outside the cluster, the webhook
 cluster; with the serving certificate's CA as ``caBundle`` either way.
 
 The conversion webhook lives in the InferenceService CRD itself (``spec.conversion``), so
-registering it is a server-side apply of that one field onto the CRD. Only v1alpha2 requests
-and reads need it: objects are stored as v1beta1, so v1beta1 traffic never calls it and an
-operator outage never blocks it.
+registering it is a merge patch of that one field (a patch, not an apply: ``url`` and
+``service`` are one-of, and the installed CRD's ``service`` belongs to whoever installed it).
+Re-applying the CRD file resets it to the webhook Service; the operator watches the CRD and
+registers again. Only v1alpha2 requests and reads need the webhook: objects are stored as
+v1beta1, so v1beta1 traffic never calls it and an operator outage never blocks it.
 """
 
 from __future__ import annotations
@@ -53,17 +55,40 @@ def trained_model_configuration(client_config_for: Any) -> dict[str, Any]:
     }
 
 
-def conversion_registration(client_config_for: Any) -> dict[str, Any]:
-    """A server-side apply of the InferenceService CRD's ``spec.conversion`` only."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": ISVC_CRD_NAME},
-        "spec": {"conversion": conversion_webhook(client_config_for(CONVERSION_PATH))},
-    }
+def conversion_client_config(client_config_for: Any) -> dict[str, Any]:
+    """The clientConfig of the conversion webhook (``url`` or ``service``, and ``caBundle``)."""
+    config: dict[str, Any] = client_config_for(CONVERSION_PATH)
+    return config
+
+
+def conversion_patch(client_config: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch that points the InferenceService CRD's conversion at ``client_config``
+    (clearing the other one of ``url`` and ``service``)."""
+    cleared = {key: None for key in ("url", "service") if key not in client_config}
+    return {"spec": {"conversion": {
+        "strategy": "Webhook",
+        "webhook": {"conversionReviewVersions": ["v1"],
+                    "clientConfig": {**cleared, **client_config}},
+    }}}
+
+
+def conversion_is_current(crd: dict[str, Any], client_config: dict[str, Any]) -> bool:
+    """True when the CRD's conversion webhook is ``client_config`` already."""
+    conversion = (crd.get("spec") or {}).get("conversion") or {}
+    webhook = conversion.get("webhook") or {}
+    return bool(conversion.get("strategy") == "Webhook"
+                and webhook.get("clientConfig") == client_config)
 
 
 def configurations(client_config_for: Any) -> list[dict[str, Any]]:
-    """Everything to apply at start and whenever the serving certificate changes."""
-    return [trained_model_configuration(client_config_for),
-            conversion_registration(client_config_for)]
+    """Webhook configurations to apply at start and whenever the certificate changes."""
+    return [trained_model_configuration(client_config_for)]
+
+
+def shipped_conversion_patch() -> dict[str, Any]:
+    """The merge patch that restores the conversion webhook of the shipped CRD file (the
+    webhook Service). A CRD left pointing at a loopback ``url`` cannot be re-applied from the
+    file with server-side apply (``url`` and ``service`` would both be set), so a local
+    operator restores it on shutdown, and ``make run`` and the tests before applying."""
+    client_config: dict[str, Any] = conversion_webhook()["webhook"]["clientConfig"]
+    return conversion_patch(client_config)

@@ -36,6 +36,7 @@ from kfserving_operator.webhooks.registration import (
 logger = logging.getLogger(__name__)
 
 ConfigSource = Callable[[], OperatorConfig]
+MAX_REVIEW_BYTES = 8 * 1024 * 1024
 
 
 async def read_credential_sources(api: KubeApi, pod: dict[str, Any],
@@ -76,7 +77,9 @@ class AdmissionServer:
         self._context: ssl.SSLContext | None = None
 
     def _app(self) -> web.Application:
-        app = web.Application()
+        # A review carries the object and the old object, each up to the apiserver's 3 MiB
+        # request limit (aiohttp refuses bodies over 1 MiB by default).
+        app = web.Application(client_max_size=MAX_REVIEW_BYTES)
         app.router.add_post(DEFAULTER_PATH, self._wrap(self._defaulting))
         app.router.add_post(VALIDATOR_PATH, self._wrap(self._validation))
         app.router.add_post(POD_MUTATOR_PATH, self._wrap(self._pods))

@@ -346,24 +346,6 @@ def test_defaulting_is_applied_before_rendering() -> None:
     }
 
 
-def test_multi_model_predictor_asks_for_its_config_map() -> None:
-    plan = plan_reconcile(isvc(predictor={"sklearn": {}}), CONFIG, observed(), T0)
-    assert plan.create_if_missing == (
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": "modelconfig-iris-0",
-                "namespace": "default",
-                "ownerReferences": [plan.apply[0]["metadata"]["ownerReferences"][0]],
-            },
-            "data": {"models.json": "[]"},
-        },
-    )
-    single = plan_reconcile(isvc(), CONFIG, observed(), T0)
-    assert single.create_if_missing == ()
-
-
 def test_host_comes_from_the_knative_url() -> None:
     obj = isvc(namespace="ml")
     seen = observed(predictor=ksvc("iris", namespace="ml", domain="models.corp.io"))
