@@ -23,10 +23,16 @@ Two deliberate differences from KFServing, which lost data on the way:
   v1alpha2 object; the annotation never reaches the stored object.
 
 A v1alpha2 ``spec.canary`` endpoint has no v1beta1 form; the v1alpha2 validator refuses it
-with KFServing's message, and conversion drops it.
+with KFServing's message. Conversion carries it in an annotation, so that it survives the
+v1beta1 defaulter (which sees v1alpha2 requests converted) and reaches that validator.
 
-Metadata is copied unchanged (the apiserver refuses a conversion that changes anything but
-labels and annotations). All functions are pure and work on wire-format dicts.
+Conversion is lossless both ways, which the apiserver relies on: server-side apply converts
+an object through the version of every field manager that owns part of it (a ``kubectl
+apply`` in v1alpha2 makes one), so a lossy status conversion would wipe v1beta1's status on
+the operator's next status write. v1alpha2's status therefore also carries v1beta1's
+``components``. Metadata is copied unchanged apart from the annotation (the apiserver refuses
+a conversion that changes anything but labels and annotations). All functions are pure and
+work on wire-format dicts.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ from kfserving_operator.api.v1alpha2 import V1ALPHA2_API_VERSION
 JsonDict = dict[str, Any]
 
 STASH_ANNOTATION: Final = f"{GROUP}/v1beta1-spec"
+# v1alpha2's canary endpoint in the v1beta1 form: only ever seen by admission (the v1alpha2
+# validator refuses a canary, so it is never stored), but the v1beta1 defaulter sees
+# v1alpha2 requests converted, and the canary must come back for the validator to refuse it.
+CANARY_ANNOTATION: Final = f"{GROUP}/v1alpha2-canary"
 COMPONENT_NAMES: Final = ("predictor", "transformer", "explainer")
 # v1beta1 predictor frameworks that v1alpha2 has too (paddle it has not).
 SHARED_PREDICTORS: Final = (
@@ -182,9 +192,15 @@ def _restore_spec(converted: JsonDict, stash: Mapping[str, Any]) -> JsonDict:
     return result
 
 
+# Status fields both versions have (v1alpha2's schema carries v1beta1's components and
+# annotations so that the status survives the conversions server-side apply makes).
+STATUS_FIELDS: Final = ("observedGeneration", "conditions", "url", "address", "components",
+                        "annotations")
+
+
 def _status_to_beta(status: Mapping[str, Any]) -> JsonDict:
     beta: JsonDict = {}
-    _copy_present(status, beta, ("observedGeneration", "conditions", "url", "address"))
+    _copy_present(status, beta, STATUS_FIELDS)
     return beta
 
 
@@ -197,7 +213,11 @@ def to_v1beta1(obj: Mapping[str, Any]) -> JsonDict:
     metadata = copy.deepcopy(dict(_mapping(obj.get("metadata"))))
     annotations = dict(_mapping(metadata.get("annotations")))
     stash_text = annotations.pop(STASH_ANNOTATION, None)
-    if STASH_ANNOTATION in _mapping(metadata.get("annotations")):
+    canary = _mapping(obj.get("spec")).get("canary")
+    if canary is not None:
+        annotations[CANARY_ANNOTATION] = json.dumps(canary, sort_keys=True,
+                                                    separators=(",", ":"))
+    if annotations != _mapping(metadata.get("annotations")):
         if annotations:
             metadata["annotations"] = annotations
         else:
@@ -304,7 +324,7 @@ def _unexpressed(original: Any, expressed: Any) -> Any:
 
 def _status_to_alpha(status: Mapping[str, Any]) -> JsonDict:
     alpha: JsonDict = {}
-    _copy_present(status, alpha, ("observedGeneration", "conditions", "url", "address"))
+    _copy_present(status, alpha, STATUS_FIELDS)
     components = _mapping(status.get("components"))
     default: JsonDict = {}
     for name in COMPONENT_NAMES:
@@ -341,11 +361,21 @@ def to_v1alpha2(obj: Mapping[str, Any]) -> JsonDict:
     beta_spec = _mapping(obj.get("spec"))
     spec = _spec_to_alpha(beta_spec)
     metadata = copy.deepcopy(dict(_mapping(obj.get("metadata"))))
+    annotations = dict(_mapping(metadata.get("annotations")))
+    canary_text = annotations.pop(CANARY_ANNOTATION, None)
+    if canary_text:
+        try:
+            spec["canary"] = json.loads(canary_text)
+        except ValueError:
+            pass
     stash = _unexpressed(beta_spec, _spec_to_beta(spec))
     if stash:
-        annotations = dict(_mapping(metadata.get("annotations")))
         annotations[STASH_ANNOTATION] = json.dumps(stash, sort_keys=True, separators=(",", ":"))
-        metadata["annotations"] = annotations
+    if annotations != _mapping(metadata.get("annotations")):
+        if annotations:
+            metadata["annotations"] = annotations
+        else:
+            metadata.pop("annotations", None)
     result: JsonDict = {"apiVersion": V1ALPHA2_API_VERSION,
                         "kind": obj.get("kind", "InferenceService"),
                         "metadata": metadata, "spec": spec}

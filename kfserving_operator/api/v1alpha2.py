@@ -20,7 +20,12 @@ from kfserving_operator.api.constants import GROUP
 from kfserving_operator.api.explainer import AIX_TYPES, ALIBI_TYPES
 from kfserving_operator.api.inference_service import ObjectMeta
 from kfserving_operator.api.podspec import Container, ResourceRequirements
-from kfserving_operator.api.status import Addressable, Condition, StatusModel
+from kfserving_operator.api.status import (
+    Addressable,
+    ComponentStatusSpec,
+    Condition,
+    StatusModel,
+)
 
 V1ALPHA2: Final = "v1alpha2"
 V1ALPHA2_API_VERSION: Final = f"{GROUP}/{V1ALPHA2}"
@@ -214,7 +219,12 @@ class StatusConfigurationSpec(StatusModel):
 
 
 class InferenceServiceStatusV1alpha2(StatusModel):
-    """Observed state, in v1alpha2's shape."""
+    """Observed state, in v1alpha2's shape, plus v1beta1's ``components`` and ``annotations``.
+
+    The apiserver converts objects through every version that owns fields of them
+    (server-side apply's field ownership), so conversion must not lose anything: v1beta1's
+    status fields ride along unchanged (clients of v1alpha2 ignore them).
+    """
 
     observed_generation: int | None = Field(default=None, description="Observed generation.")
     conditions: list[Condition] | None = Field(default=None, description="Conditions.")
@@ -231,6 +241,12 @@ class InferenceServiceStatusV1alpha2(StatusModel):
     )
     canary: dict[str, StatusConfigurationSpec] | None = Field(
         default=None, description="Always empty: there is no canary endpoint any more."
+    )
+    components: dict[str, ComponentStatusSpec] | None = Field(
+        default=None, description="v1beta1's status of each component (revisions, traffic)."
+    )
+    annotations: dict[str, str] | None = Field(
+        default=None, description="Extra status information."
     )
 
 

@@ -286,3 +286,31 @@ def test_stash_is_compact_json() -> None:
     obj = beta({"predictor": {"sklearn": {"storageUri": "gs://b", "env": []}}})
     stash = to_v1alpha2(obj)["metadata"]["annotations"][STASH_ANNOTATION]
     assert json.loads(stash) == {"predictor": {"sklearn": {"env": []}}}
+
+
+def test_status_round_trips_both_ways() -> None:
+    """Server-side apply converts objects through every manager's version: nothing may be lost."""
+    obj = beta({"predictor": {"sklearn": {"storageUri": "gs://b"}}})
+    obj["status"] = {
+        "url": "http://m.ns.example.com", "address": {"url": "http://m.ns.svc.cluster.local"},
+        "conditions": [{"type": "Ready", "status": "True",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+        "observedGeneration": 3, "annotations": {"a": "b"},
+        "components": {"predictor": {
+            "latestCreatedRevision": "r2", "latestReadyRevision": "r2",
+            "latestRolledoutRevision": "r1", "previousRolledoutRevision": "r0",
+            "url": "http://m-predictor-default.ns.example.com",
+            "address": {"url": "http://m-predictor-default.ns.svc.cluster.local"},
+            "traffic": [{"latestRevision": True, "percent": 100, "revisionName": "r2"}]}},
+    }
+    assert to_v1beta1(to_v1alpha2(obj)) == obj
+    view = to_v1alpha2(obj)
+    assert to_v1alpha2(to_v1beta1(view)) == view
+
+
+def test_a_v1alpha2_canary_survives_the_round_trip_to_reach_the_validator() -> None:
+    obj = alpha({"default": {"predictor": ALPHA_PREDICTORS["sklearn"]},
+                 "canary": {"predictor": ALPHA_PREDICTORS["pmml"]}})
+    converted = to_v1beta1(obj)
+    assert "canary" not in converted["spec"]
+    assert to_v1alpha2(converted) == obj
