@@ -31,7 +31,7 @@ from kfserving_operator.api.config import (
     parse_operator_config,
 )
 from kfserving_operator.cluster.localplane import find_tool, project_root
-from kfserving_operator.webhooks import certificates, registration
+from kfserving_operator.webhooks import certificates, legacy_registration, registration
 from tests.support.cluster import Cluster, KubectlError, wait_established
 
 ROOT = project_root()
@@ -43,7 +43,9 @@ OVERLAY = KUSTOMIZE / "overlays" / "cert-manager"
 CHART = ROOT / "manifests" / "helm" / "kfserving-operator"
 CONFIGMAP_FILE = BASE / "configmap.yaml"
 CHART_CONFIG_DEFAULTS = CHART / "files" / "inferenceservice-config.json"
-CRD_COPIES = (BASE / "crds" / CRD_FILE, CHART / "crds" / CRD_FILE)
+TM_CRD_FILE = "serving.kubeflow.org_trainedmodels.yaml"
+CRD_COPIES = tuple(directory / "crds" / name for name in (CRD_FILE, TM_CRD_FILE)
+                   for directory in (BASE, CHART))
 
 NAMESPACE = "kfserving-system"
 SERVICE_ACCOUNT = "kfserving-controller-manager"
@@ -167,6 +169,8 @@ def _expected_webhooks(namespace: str) -> dict[str, Any]:
         "MutatingWebhookConfiguration":
             registration.mutating_configuration(client_config, namespace),
         "ValidatingWebhookConfiguration": registration.validating_configuration(client_config),
+        legacy_registration.TM_CONFIGURATION_NAME:
+            legacy_registration.trained_model_configuration(client_config),
     }
 
 
@@ -175,11 +179,11 @@ def _expected_webhooks(namespace: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("copy_path", CRD_COPIES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_crd_copy_matches_generated_crd(copy_path: Path) -> None:
-    source = CRD_SOURCE.read_bytes()
+    source = (ROOT / "crds" / copy_path.name).read_bytes()
     if UPDATE and (not copy_path.exists() or copy_path.read_bytes() != source):
         copy_path.write_bytes(source)
     assert copy_path.read_bytes() == source, (
-        f"{copy_path.relative_to(ROOT)} differs from crds/{CRD_FILE}; "
+        f"{copy_path.relative_to(ROOT)} differs from crds/{copy_path.name}; "
         "rerun with KFSERVING_UPDATE_MANIFESTS=1")
 
 
@@ -236,6 +240,9 @@ def _check_operator_objects(objects: Objects, *, cert_manager: bool,
     """What every rendering must contain, whatever produced it."""
     names = _kinds(objects)
     for expected in [("CustomResourceDefinition", "inferenceservices.serving.kubeflow.org"),
+                     ("CustomResourceDefinition", "trainedmodels.serving.kubeflow.org"),
+                     ("ValidatingWebhookConfiguration",
+                      legacy_registration.TM_CONFIGURATION_NAME),
                      ("ServiceAccount", SERVICE_ACCOUNT),
                      ("ClusterRole", "kfserving-manager-role"),
                      ("ClusterRoleBinding", "kfserving-manager-rolebinding"),
@@ -295,6 +302,14 @@ def _check_operator_objects(objects: Objects, *, cert_manager: bool,
         annotations = shipped["metadata"].get("annotations") or {}
         inject = annotations.get("cert-manager.io/inject-ca-from")
         assert inject == (f"{namespace}/serving-cert" if cert_manager else None)
+    trained_models = _find(objects, "ValidatingWebhookConfiguration",
+                           legacy_registration.TM_CONFIGURATION_NAME)
+    assert trained_models["webhooks"] == expected_webhooks[
+        legacy_registration.TM_CONFIGURATION_NAME]["webhooks"], (
+        "the shipped TrainedModel webhook differs from webhooks/legacy_registration.py")
+    inject = (trained_models["metadata"].get("annotations") or {}).get(
+        "cert-manager.io/inject-ca-from")
+    assert inject == (f"{namespace}/serving-cert" if cert_manager else None)
 
     if cert_manager:
         assert volumes[mounts[CERT_DIR]]["secret"]["secretName"] == certificates.SECRET_NAME
@@ -577,6 +592,15 @@ NEEDED: list[tuple[str, str, str | None, str | None]] = [
     *[(verb, "customresourcedefinitions.apiextensions.k8s.io", None, None)
       for verb in ("list", "watch")],
     ("patch", "inferenceservices.serving.kubeflow.org", "elsewhere", "status"),
+    *[(verb, "trainedmodels.serving.kubeflow.org", None, None)
+      for verb in ("get", "list", "watch")],
+    ("patch", "trainedmodels.serving.kubeflow.org", "elsewhere", None),
+    ("patch", "trainedmodels.serving.kubeflow.org", "elsewhere", "status"),
+    *[(verb, "configmaps", "elsewhere", None) for verb in ("create", "patch")],
+    ("patch", "customresourcedefinitions.apiextensions.k8s.io/"
+              "inferenceservices.serving.kubeflow.org", None, None),
+    *[(verb, f"{HOOKS[1]}/{legacy_registration.TM_CONFIGURATION_NAME}", None, None)
+      for verb in ("get", "create", "patch", "delete")],
     ("update", "inferenceservices.serving.kubeflow.org", "elsewhere", "finalizers"),
     *[(verb, resource, "elsewhere", None)
       for verb in ("create", "patch", "delete")
@@ -613,6 +637,10 @@ DENIED: list[tuple[str, str, str | None, str | None]] = [
     ("delete", "namespaces", None, None),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", None, None),
     ("create", "customresourcedefinitions.apiextensions.k8s.io", None, None),
+    ("patch", "customresourcedefinitions.apiextensions.k8s.io/some-other-crd", None, None),
+    *[(verb, "trainedmodels.serving.kubeflow.org", "elsewhere", None)
+      for verb in ("create", "delete", "update")],
+    ("create", f"{HOOKS[0]}/{legacy_registration.TM_CONFIGURATION_NAME}", None, None),
 ]
 
 
@@ -680,6 +708,7 @@ def test_rbac_real_requests_as_the_service_account(cluster: Cluster,
 
     # kopf's cluster-wide list-then-watch of every resource the operator follows.
     for path in ("/apis/serving.kubeflow.org/v1beta1/inferenceservices",
+                 "/apis/serving.kubeflow.org/v1alpha1/trainedmodels",
                  "/apis/serving.knative.dev/v1/services",
                  "/apis/networking.istio.io/v1beta1/virtualservices",
                  "/api/v1/services", "/api/v1/configmaps",
@@ -696,6 +725,7 @@ def test_rbac_real_requests_as_the_service_account(cluster: Cluster,
                                                   b"not-a-real-ca")
 
     hooks = [registration.mutating_configuration(client_config, ns),
-             registration.validating_configuration(client_config)]
+             registration.validating_configuration(client_config),
+             legacy_registration.trained_model_configuration(client_config)]
     identity.kubectl(*apply, "--force-conflicts", "--dry-run=server", "-f", "-",
                      input=yaml.safe_dump_all(hooks))

@@ -58,15 +58,15 @@ app.kubernetes.io/managed-by=kfserving-operator; the chart uses the same value s
 never fight over it (Helm tracks ownership through its annotations, not this label).
 */}}
 {{- define "kfserving-operator.webhookMetadata" -}}
-name: inferenceservice.serving.kubeflow.org
+name: {{ .name }}
 labels:
   app.kubernetes.io/name: kfserving-operator
-  app.kubernetes.io/instance: {{ .Release.Name }}
+  app.kubernetes.io/instance: {{ .root.Release.Name }}
   app.kubernetes.io/managed-by: kfserving-operator
-  helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-{{- if .Values.certManager.enabled }}
+  helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- if .root.Values.certManager.enabled }}
 annotations:
-  cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/serving-cert
+  cert-manager.io/inject-ca-from: {{ .root.Release.Namespace }}/serving-cert
 {{- end }}
 {{- end -}}
 
