@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 BIN := .cache/bin
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools run test test-unit test-integration lint crds crds-check conformance \
-        cluster-up cluster-down clean
+.PHONY: all venv tools run test test-unit test-integration test-lowest lint crds crds-check \
+        conformance lock image sdk-venv cluster-up cluster-down clean
 
 all: test
 
@@ -51,13 +51,32 @@ lint: venv
 conformance: venv tools
 	bash hack/run-conformance.sh
 
+## The lowest versions pyproject.toml allows, in .cache/venv-lowest: import and unit tests.
+test-lowest: venv
+	bash hack/test-lowest.sh
+
+## requirements.lock: every runtime dependency of the image pinned with its hashes.
+lock: venv
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --universal --generate-hashes \
+	  pyproject.toml hack/image/build-requirements.in -o requirements.lock
+
+## Build the Dockerfile with buildah (no Docker, no registry), check it runs, print its size.
+## Needs root; about 100 s, plus about a minute once for the Debian base (see the script).
+image:
+	bash hack/build-image.sh
+
+## The published kfserving 0.6.1 SDK in .cache/venv-kfserving-sdk for the e2e tier (cached;
+## rebuilt only when tests/support/sdk.py changes).
+sdk-venv: venv
+	$(PY) -m tests.support.sdk
+
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: venv tools
+test-integration: venv tools sdk-venv
 	$(VENV)/bin/pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
-test: venv tools
+test: venv tools sdk-venv
 	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
 	@if [ -f hack/run-conformance.sh ]; then bash hack/run-conformance.sh; fi
 

@@ -66,9 +66,22 @@ def _crds(args: argparse.Namespace) -> int:
     return crd_main(["--check"] if args.check else [])
 
 
+def _version() -> str:
+    """The installed distribution's version (what an image or a wheel really carries)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kfserving-operator")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from kfserving_operator import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kfserving-operator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     cluster = commands.add_parser("cluster", help="manage the local loopback control plane")
