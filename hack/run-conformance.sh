@@ -10,7 +10,9 @@ PY="${PYTHON:-$ROOT/.venv/bin/python}"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 
-inputs=(examples/*.yaml examples/canary/*.yaml)
+# v1alpha2 manifests render converted; a directory renders as one stream (TrainedModels need
+# their InferenceService in the same input).
+inputs=(examples/*.yaml examples/canary/*.yaml examples/v1alpha2/*.yaml examples/multi-model)
 for golden in tests/unit/golden/reconcile/*/isvc.yaml; do
   [[ -f "$golden" ]] && inputs+=("$golden")
 done

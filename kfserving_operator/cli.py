@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     render = commands.add_parser("render", help="print the children of an InferenceService")
-    render.add_argument("-f", "--filename", required=True, help="InferenceService YAML, or -")
+    render.add_argument("-f", "--filename", required=True,
+                        help="InferenceService and TrainedModel YAML (a file, a directory, or -)")
     render.add_argument("--config", help="inferenceservice-config ConfigMap YAML")
     render.set_defaults(func=_render)
 

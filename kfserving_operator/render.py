@@ -5,10 +5,16 @@ then planned with Knative Services that are simulated as Ready (so the VirtualSe
 is only applied once every component is ready, is part of the preview). Output is a YAML
 stream of the Knative Services, the ExternalName Service and the VirtualService, in apply
 order, deterministic for the same input.
+
+v1alpha2 InferenceServices are validated, defaulted and converted as the v1alpha2 webhooks
+and the conversion webhook do, then rendered like v1beta1 ones. TrainedModels render as the
+``modelconfig-<isvc>-0`` ConfigMap of their InferenceService, which must be in the same input;
+every multi-model InferenceService gets that ConfigMap, with or without models.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Mapping
@@ -18,9 +24,14 @@ from typing import Any, Final, TextIO
 import yaml
 
 from kfserving_operator.api.config import OperatorConfig, parse_operator_config
-from kfserving_operator.api.constants import KNATIVE_API_VERSION
+from kfserving_operator.api.constants import API_VERSION, KNATIVE_API_VERSION
+from kfserving_operator.api.conversion import to_v1beta1
+from kfserving_operator.api.trained_model import TM_API_VERSION, TM_KIND
+from kfserving_operator.api.v1alpha2 import V1ALPHA2_API_VERSION
+from kfserving_operator.api.v1alpha2_admission import default_v1alpha2, validate_v1alpha2
 from kfserving_operator.reconcile.common import JsonDict, is_cluster_local, mapping, text
 from kfserving_operator.reconcile.plan import Observed, Plan, parse_and_default, plan_reconcile
+from kfserving_operator.reconcile.trainedmodel import plan_trained_models, read_parent
 
 DEFAULT_NAMESPACE: Final = "default"
 # A fixed clock: the plan's status is not printed, but the output must not depend on time.
@@ -137,6 +148,49 @@ def render_objects(isvc: Mapping[str, Any], config: OperatorConfig) -> list[Json
     return list(render_plan(isvc, config).apply)
 
 
+def as_v1beta1(doc: Mapping[str, Any], config: OperatorConfig) -> Mapping[str, Any]:
+    """A v1alpha2 InferenceService the way it is stored (raises RenderError if refused)."""
+    if doc.get("apiVersion") != V1ALPHA2_API_VERSION:
+        return doc
+    errors = validate_v1alpha2(default_v1alpha2(doc, config), config)
+    if errors:
+        raise RenderError("\n".join(f"admission webhook denied: {error}" for error in errors))
+    return to_v1beta1(default_v1alpha2(doc, config))
+
+
+def render_model_configs(isvcs: list[Mapping[str, Any]], trained_models: list[Mapping[str, Any]],
+                         config: OperatorConfig) -> tuple[list[JsonDict], list[str]]:
+    """The model ConfigMap of every multi-model InferenceService, and the problems found."""
+    parents: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for isvc in isvcs:
+        prepared = _prepared(isvc)
+        meta = mapping(prepared.get("metadata"))
+        parents[(str(meta.get("namespace")), str(meta.get("name")))] = prepared
+    children: dict[tuple[str, str], list[Mapping[str, Any]]] = {key: [] for key in parents}
+    problems: list[str] = []
+    for tm in trained_models:
+        meta = mapping(tm.get("metadata"))
+        namespace = text(meta.get("namespace")) or DEFAULT_NAMESPACE
+        parent = text(mapping(tm.get("spec")).get("inferenceService")) or ""
+        if (namespace, parent) not in parents:
+            problems.append(f"error: TrainedModel {meta.get('name')}: its InferenceService "
+                            f"{parent!r} is not in the input")
+            continue
+        children[(namespace, parent)].append(
+            {**tm, "metadata": {**meta, "namespace": namespace}})
+    objects: list[JsonDict] = []
+    for (namespace, name), raw in parents.items():
+        plan = plan_trained_models(read_parent(name, namespace, raw, config),
+                                   children[(namespace, name)], config, RENDER_TIME)
+        for model, status in sorted(plan.statuses.items()):
+            for cond in status.get("conditions", []):
+                if cond["type"] == "ModelConfigured" and cond["status"] != "True":
+                    problems.append(f"error: TrainedModel {model}: {cond.get('message')}")
+        if plan.config_map is not None:
+            objects.append(plan.config_map)
+    return objects, problems
+
+
 def _load_documents(stream: TextIO) -> list[Any]:
     try:
         return [doc for doc in yaml.safe_load_all(stream) if doc is not None]
@@ -147,6 +201,10 @@ def _load_documents(stream: TextIO) -> list[Any]:
 def _read(filename: str) -> list[Any]:
     if filename == "-":
         return _load_documents(sys.stdin)
+    if os.path.isdir(filename):
+        # Like kubectl apply -f DIR: every .yaml/.yml/.json file, in name order.
+        names = sorted(n for n in os.listdir(filename) if n.endswith((".yaml", ".yml", ".json")))
+        return [doc for name in names for doc in _read(os.path.join(filename, name))]
     try:
         with open(filename, encoding="utf-8") as handle:
             return _load_documents(handle)
@@ -185,22 +243,36 @@ def render_main(filename: str, config_path: str | None) -> int:
         documents = _read(filename)
         objects: list[JsonDict] = []
         failed = False
+        isvcs: list[Mapping[str, Any]] = []
+        trained_models: list[Mapping[str, Any]] = []
         for index, doc in enumerate(documents):
+            if (isinstance(doc, Mapping) and doc.get("kind") == TM_KIND
+                    and doc.get("apiVersion") == TM_API_VERSION):
+                trained_models.append(doc)
+                continue
             if not isinstance(doc, Mapping) or doc.get("kind") != "InferenceService":
                 kind = doc.get("kind") if isinstance(doc, Mapping) else type(doc).__name__
                 print(
-                    f"error: document {index + 1}: expected kind InferenceService; got {kind!r}",
+                    f"error: document {index + 1}: expected kind InferenceService or "
+                    f"TrainedModel; got {kind!r}",
                     file=sys.stderr,
                 )
                 failed = True
                 continue
             try:
-                objects.extend(render_objects(doc, config))
+                stored = as_v1beta1(doc, config)
+                objects.extend(render_objects(stored, config))
+                if stored.get("apiVersion") == API_VERSION:
+                    isvcs.append(stored)
             except RenderError as exc:
                 name = text(mapping(doc.get("metadata")).get("name")) or f"document {index + 1}"
                 print(f"error: InferenceService {name}:\n{exc}", file=sys.stderr)
                 failed = True
-        if failed:
+        model_configs, problems = render_model_configs(isvcs, trained_models, config)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        objects.extend(model_configs)
+        if failed or problems:
             return 1
         if not documents:
             print(f"error: {filename} contains no InferenceService", file=sys.stderr)
