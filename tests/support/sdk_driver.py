@@ -57,6 +57,23 @@ def _isvc(kfserving: Any, name: str, namespace: str, storage_uri: str,
     )
 
 
+def _trained_model(kfserving: Any, name: str, namespace: str, isvc: str, storage_uri: str,
+                   framework: str, memory: str) -> Any:
+    from kubernetes import client as k8s
+
+    constants = kfserving.constants.constants
+    models = kfserving.models
+    return models.V1alpha1TrainedModel(
+        api_version=constants.KFSERVING_GROUP + "/" + constants.KFSERVING_V1ALPHA1_VERSION,
+        kind=constants.KFSERVING_KIND_TRAINEDMODEL,
+        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace),
+        spec=models.V1alpha1TrainedModelSpec(
+            inference_service=isvc,
+            model=models.V1alpha1ModelSpec(storage_uri=storage_uri, framework=framework,
+                                           memory=memory)),
+    )
+
+
 def run(kubeconfig: str, operation: str, args: dict[str, Any]) -> Any:
     kfserving = _load_sdk()
     sdk = kfserving.api.kf_serving_client.KFServingClient(config_file=kubeconfig)
@@ -87,6 +104,18 @@ def run(kubeconfig: str, operation: str, args: dict[str, Any]) -> Any:
         return sdk.replace(name, isvc, namespace=namespace)
     if operation == "delete":
         return sdk.delete(name, namespace=namespace)
+    if operation == "create_trained_model":
+        model = _trained_model(kfserving, name, namespace, args["inference_service"],
+                               args["storage_uri"], args["framework"], args["memory"])
+        return sdk.create_trained_model(model, namespace)
+    if operation == "wait_model_ready":
+        sdk.wait_model_ready(args["service_name"], name, isvc_namespace=namespace,
+                             cluster_ip=args["cluster_ip"],
+                             timeout_seconds=args["timeout_seconds"],
+                             polling_interval=args.get("polling_interval", 1))
+        return True
+    if operation == "delete_trained_model":
+        return sdk.delete_trained_model(name, namespace=namespace)
     raise ValueError(f"unknown operation {operation!r}")
 
 
