@@ -199,6 +199,17 @@ STATUS_FIELDS: Final = ("observedGeneration", "conditions", "url", "address", "c
                         "annotations")
 
 
+def _set_annotations(metadata: JsonDict, annotations: dict[str, str]) -> None:
+    """Put ``annotations`` into ``metadata``, touching nothing when they did not change (an
+    object without annotations stays without the key)."""
+    if annotations == _mapping(metadata.get("annotations")):
+        return
+    if annotations:
+        metadata["annotations"] = annotations
+    else:
+        metadata.pop("annotations", None)
+
+
 def _status_to_beta(status: Mapping[str, Any]) -> JsonDict:
     beta: JsonDict = {}
     _copy_present(status, beta, STATUS_FIELDS)
@@ -218,11 +229,7 @@ def to_v1beta1(obj: Mapping[str, Any]) -> JsonDict:
     if canary is not None:
         annotations[CANARY_ANNOTATION] = json.dumps(canary, sort_keys=True,
                                                     separators=(",", ":"))
-    if annotations != _mapping(metadata.get("annotations")):
-        if annotations:
-            metadata["annotations"] = annotations
-        else:
-            metadata.pop("annotations", None)
+    _set_annotations(metadata, annotations)
     spec = _spec_to_beta(_mapping(obj.get("spec")))
     if stash_text:
         try:
@@ -370,11 +377,7 @@ def to_v1alpha2(obj: Mapping[str, Any]) -> JsonDict:
     stash = _unexpressed(beta_spec, _spec_to_beta(spec))
     if stash:
         annotations[STASH_ANNOTATION] = json.dumps(stash, sort_keys=True, separators=(",", ":"))
-    if annotations != _mapping(metadata.get("annotations")):
-        if annotations:
-            metadata["annotations"] = annotations
-        else:
-            metadata.pop("annotations", None)
+    _set_annotations(metadata, annotations)
     result: JsonDict = {"apiVersion": V1ALPHA2_API_VERSION,
                         "kind": obj.get("kind", "InferenceService"),
                         "metadata": metadata, "spec": spec}

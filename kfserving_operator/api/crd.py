@@ -225,77 +225,58 @@ def conversion_webhook(client_config: dict[str, Any] | None = None) -> dict[str,
     }
 
 
+def _crd(kind: str, plural: str, singular: str, short_name: str,
+         versions: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{constants.GROUP}"},
+        "spec": {
+            "group": constants.GROUP,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": [short_name],
+            },
+            "scope": "Namespaced",
+            "versions": versions,
+            **extra,
+        },
+    }
+
+
+def _version(name: str, storage: bool, columns: list[dict[str, str]],
+             schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "served": True,
+        "storage": storage,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": copy.deepcopy(columns),
+        "schema": {"openAPIV3Schema": schema},
+    }
+
+
 def build_crd() -> dict[str, Any]:
     """The apiextensions.k8s.io/v1 CustomResourceDefinition of InferenceService."""
     v1alpha2_schema = copy.deepcopy(_build_schema(
         InferenceServiceV1alpha2, f"{constants.GROUP}/{V1ALPHA2}", constants.KIND))
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{constants.PLURAL}.{constants.GROUP}"},
-        "spec": {
-            "group": constants.GROUP,
-            "names": {
-                "kind": constants.KIND,
-                "listKind": f"{constants.KIND}List",
-                "plural": constants.PLURAL,
-                "singular": constants.SINGULAR,
-                "shortNames": [constants.SHORT_NAME],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": constants.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": copy.deepcopy(PRINTER_COLUMNS),
-                    "schema": {"openAPIV3Schema": build_schema()},
-                },
-                {
-                    "name": V1ALPHA2,
-                    "served": True,
-                    "storage": False,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": copy.deepcopy(V1ALPHA2_PRINTER_COLUMNS),
-                    "schema": {"openAPIV3Schema": v1alpha2_schema},
-                },
-            ],
-            "conversion": conversion_webhook(),
-        },
-    }
+    return _crd(
+        constants.KIND, constants.PLURAL, constants.SINGULAR, constants.SHORT_NAME,
+        [_version(constants.VERSION, True, PRINTER_COLUMNS, build_schema()),
+         _version(V1ALPHA2, False, V1ALPHA2_PRINTER_COLUMNS, v1alpha2_schema)],
+        conversion=conversion_webhook(),
+    )
 
 
 def build_trained_model_crd() -> dict[str, Any]:
     """The apiextensions.k8s.io/v1 CustomResourceDefinition of TrainedModel."""
     schema = copy.deepcopy(_build_schema(TrainedModel, f"{constants.GROUP}/{TM_VERSION}",
                                          TM_KIND))
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{TM_PLURAL}.{constants.GROUP}"},
-        "spec": {
-            "group": constants.GROUP,
-            "names": {
-                "kind": TM_KIND,
-                "listKind": f"{TM_KIND}List",
-                "plural": TM_PLURAL,
-                "singular": TM_SINGULAR,
-                "shortNames": [TM_SHORT_NAME],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": TM_VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": copy.deepcopy(TRAINED_MODEL_PRINTER_COLUMNS),
-                    "schema": {"openAPIV3Schema": schema},
-                }
-            ],
-        },
-    }
+    return _crd(TM_KIND, TM_PLURAL, TM_SINGULAR, TM_SHORT_NAME,
+                [_version(TM_VERSION, True, TRAINED_MODEL_PRINTER_COLUMNS, schema)])
 
 
 def _render(crd: dict[str, Any]) -> str:

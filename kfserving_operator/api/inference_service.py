@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from pydantic import Field
 
@@ -60,19 +60,13 @@ class InferenceServiceSpec(ApiModel):
     )
 
 
-class InferenceService(ApiModel):
-    """A served machine-learning model (serving.kubeflow.org/v1beta1 InferenceService)."""
+class Resource(ApiModel):
+    """What every resource model has: metadata, parsing from the wire, name and namespace."""
 
-    api_version: str = Field(default=API_VERSION, description="serving.kubeflow.org/v1beta1.")
-    kind: str = Field(default=KIND, description="InferenceService.")
     metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
-    spec: InferenceServiceSpec = Field(description="Desired state of the InferenceService.")
-    status: InferenceServiceStatus | None = Field(
-        default=None, description="Observed state of the InferenceService."
-    )
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> InferenceService:
+    def from_wire(cls, data: Mapping[str, Any]) -> Self:
         """Parse an object as the API returns it (raises pydantic.ValidationError)."""
         return cls.model_validate(dict(data))
 
@@ -85,6 +79,18 @@ class InferenceService(ApiModel):
     def namespace(self) -> str:
         """metadata.namespace ('' when not set)."""
         return self.metadata.namespace or ""
+
+
+class InferenceService(Resource):
+    """A served machine-learning model (serving.kubeflow.org/v1beta1 InferenceService)."""
+
+    api_version: str = Field(default=API_VERSION, description="serving.kubeflow.org/v1beta1.")
+    kind: str = Field(default=KIND, description="InferenceService.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
+    spec: InferenceServiceSpec = Field(description="Desired state of the InferenceService.")
+    status: InferenceServiceStatus | None = Field(
+        default=None, description="Observed state of the InferenceService."
+    )
 
     @property
     def annotations(self) -> dict[str, str]:

@@ -8,14 +8,13 @@ agent sidecar in the predictor pods reads to pull and load the models.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from pydantic import Field
 
 from kfserving_operator.api.base import ApiModel
 from kfserving_operator.api.constants import GROUP
-from kfserving_operator.api.inference_service import ObjectMeta
+from kfserving_operator.api.inference_service import ObjectMeta, Resource
 from kfserving_operator.api.podspec import Quantity
 from kfserving_operator.api.status import Addressable, Condition, StatusModel
 
@@ -93,7 +92,7 @@ class TrainedModelStatus(StatusModel):
     )
 
 
-class TrainedModel(ApiModel):
+class TrainedModel(Resource):
     """A model loaded into a multi-model InferenceService (serving.kubeflow.org/v1alpha1)."""
 
     api_version: str = Field(default=TM_API_VERSION, description="serving.kubeflow.org/v1alpha1.")
@@ -103,16 +102,3 @@ class TrainedModel(ApiModel):
     status: TrainedModelStatus | None = Field(
         default=None, description="Observed state of the TrainedModel."
     )
-
-    @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> TrainedModel:
-        """Parse an object as the API returns it (raises pydantic.ValidationError)."""
-        return cls.model_validate(dict(data))
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name or ""
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace or ""

@@ -9,8 +9,7 @@ revisions instead), so a v1alpha2 canary is refused at admission.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from pydantic import Field
 
@@ -18,7 +17,7 @@ from kfserving_operator.api.base import ApiModel
 from kfserving_operator.api.components import LOGGER_MODES
 from kfserving_operator.api.constants import GROUP
 from kfserving_operator.api.explainer import AIX_TYPES, ALIBI_TYPES
-from kfserving_operator.api.inference_service import ObjectMeta
+from kfserving_operator.api.inference_service import ObjectMeta, Resource
 from kfserving_operator.api.podspec import Container, ResourceRequirements
 from kfserving_operator.api.status import (
     Addressable,
@@ -250,7 +249,7 @@ class InferenceServiceStatusV1alpha2(StatusModel):
     )
 
 
-class InferenceServiceV1alpha2(ApiModel):
+class InferenceServiceV1alpha2(Resource):
     """An InferenceService in its v1alpha2 form."""
 
     api_version: str = Field(
@@ -262,7 +261,3 @@ class InferenceServiceV1alpha2(ApiModel):
     status: InferenceServiceStatusV1alpha2 | None = Field(
         default=None, description="Observed state."
     )
-
-    @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> InferenceServiceV1alpha2:
-        return cls.model_validate(dict(data))
