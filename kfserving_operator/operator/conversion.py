@@ -38,11 +38,22 @@ class ConversionRegistration:
         await self.ensure(api)
 
     async def ensure(self, api: KubeApi, crd: dict[str, Any] | None = None) -> None:
-        """Patch the CRD unless ``crd`` (its current state, when known) already matches."""
+        """Patch the CRD unless ``crd`` (its current state, when known) already matches.
+
+        A CRD pointing at another loopback URL is left alone: another operator outside the
+        cluster registered itself there, and taking it back and forth would never end.
+        """
         if self.client_config is None:
             return
-        if crd is not None and conversion_is_current(crd, self.client_config):
-            return
+        if crd is not None:
+            if conversion_is_current(crd, self.client_config):
+                return
+            current = (((crd.get("spec") or {}).get("conversion") or {}).get("webhook")
+                       or {}).get("clientConfig") or {}
+            if current.get("url") and current.get("url") != self.client_config.get("url"):
+                logger.warning("the InferenceService conversion webhook points at %s, not at "
+                               "this operator; leaving it", current["url"])
+                return
         await api.merge_patch(CRD_API_VERSION, "CustomResourceDefinition", ISVC_CRD_NAME,
                               conversion_patch(self.client_config))
         where = self.client_config.get("url") or self.client_config.get("service")

@@ -29,15 +29,27 @@ def _secret(cluster: Cluster) -> dict[str, bytes]:
     return {key: base64.b64decode(value) for key, value in data.items()}
 
 
+# Every clientConfig the operator registers: the InferenceService defaulters and validators
+# (v1beta1 and v1alpha2), the pod mutator, the TrainedModel validator and the CRD conversion.
+CLIENT_CONFIGS = 7
+
+
 def _ca_bundles(cluster: Cluster) -> list[bytes]:
+    client_configs = []
+    for kind, name in (("mutatingwebhookconfigurations", "inferenceservice.serving.kubeflow.org"),
+                       ("validatingwebhookconfigurations",
+                        "inferenceservice.serving.kubeflow.org"),
+                       ("validatingwebhookconfigurations", "trainedmodel.serving.kubeflow.org")):
+        config: dict[str, Any] = cluster.get_json(kind, name)
+        client_configs += [hook["clientConfig"] for hook in config["webhooks"]]
+    crd = cluster.get_json("crd", "inferenceservices.serving.kubeflow.org")
+    client_configs.append(crd["spec"]["conversion"]["webhook"]["clientConfig"])
     bundles = []
-    for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
-        config: dict[str, Any] = cluster.get_json(kind, "inferenceservice.serving.kubeflow.org")
-        for hook in config["webhooks"]:
-            service = hook["clientConfig"]["service"]
-            assert (service["name"], service["namespace"], service["port"]) == (
-                "kfserving-webhook-server-service", "kfserving-system", 443)
-            bundles.append(base64.b64decode(hook["clientConfig"]["caBundle"]))
+    for client_config in client_configs:
+        service = client_config["service"]
+        assert (service["name"], service["namespace"], service["port"]) == (
+            "kfserving-webhook-server-service", "kfserving-system", 443)
+        bundles.append(base64.b64decode(client_config.get("caBundle") or ""))
     return bundles
 
 
@@ -62,21 +74,21 @@ def test_self_managed_certificate_lifecycle(bare_cluster: Cluster, tmp_path: Pat
         cert = x509.load_pem_x509_certificate(first["tls.crt"])
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert SERVICE_HOST in names.get_values_for_type(x509.DNSName)
-        assert _ca_bundles(cluster) == [first["ca.crt"]] * 3
+        assert _ca_bundles(cluster) == [first["ca.crt"]] * CLIENT_CONFIGS
         served = _served_certificate(operator.webhook_port, first["ca.crt"])
         assert served == cert.public_bytes(encoding=_der())
 
         # A restart reuses the stored certificate: same Secret, same caBundle.
         operator.restart()
         assert _secret(cluster) == first
-        assert _ca_bundles(cluster) == [first["ca.crt"]] * 3
+        assert _ca_bundles(cluster) == [first["ca.crt"]] * CLIENT_CONFIGS
 
         # Losing the Secret means a new CA, and the caBundle follows it.
         cluster.kubectl("delete", "secret", SECRET, "-n", "kfserving-system")
         operator.restart()
         second = _secret(cluster)
         assert second["ca.crt"] != first["ca.crt"]
-        assert _ca_bundles(cluster) == [second["ca.crt"]] * 3
+        assert _ca_bundles(cluster) == [second["ca.crt"]] * CLIENT_CONFIGS
         _served_certificate(operator.webhook_port, second["ca.crt"])
         assert json.dumps(operator.log()).count("Traceback") == 0
 
@@ -107,10 +119,11 @@ def test_mounted_certificate_rotation_is_picked_up(bare_cluster: Cluster,
     env = {"KFSERVING_CERT_DIR": str(cert_dir), "KFSERVING_CERT_CHECK_SECONDS": "1"}
     with run_operator(bare_cluster, tmp_path, webhook_mode="cluster",
                       extra_env=env) as operator:
-        assert _ca_bundles(bare_cluster) == [first_ca] * 3
+        assert _ca_bundles(bare_cluster) == [first_ca] * CLIENT_CONFIGS
         _served_certificate(operator.webhook_port, first_ca)
         second_ca = issue()
-        wait_for(lambda: _ca_bundles(bare_cluster) == [second_ca] * 3, timeout=20,
+        wait_for(lambda: _ca_bundles(bare_cluster) == [second_ca] * CLIENT_CONFIGS,
+                 timeout=20,
                  message="caBundle of the rotated CA")
         wait_for(lambda: _handshake_ok(operator.webhook_port, second_ca), timeout=20,
                  message="the rotated certificate served")
@@ -145,7 +158,8 @@ def test_self_managed_certificate_is_replaced_without_a_restart(bare_cluster: Cl
             return secret if secret["ca.crt"] != first["ca.crt"] else None
 
         second = wait_for(renewed, timeout=20, message="a new certificate in the Secret")
-        wait_for(lambda: _ca_bundles(bare_cluster) == [second["ca.crt"]] * 3, timeout=20,
+        wait_for(lambda: _ca_bundles(bare_cluster) == [second["ca.crt"]] * CLIENT_CONFIGS,
+                 timeout=20,
                  message="caBundle of the new CA")
         wait_for(lambda: _handshake_ok(operator.webhook_port, second["ca.crt"]), timeout=20,
                  message="the new certificate served")
