@@ -254,8 +254,16 @@ async def _current_secret(runtime: Runtime) -> dict[str, Any]:
     secret = await api.get("v1", "Secret", certificates.SECRET_NAME, options.namespace)
     if secret is None or certificates.secret_needs_renewal(
             secret, datetime.datetime.now(datetime.UTC)):
+        # Owned by the installed webhook Service, so uninstalling removes it too, unless the
+        # installation asks to keep it (KFSERVING_KEEP_CERT_SECRET, the chart's
+        # certificate.keepOnUninstall) or there is no such Service (`make run`).
+        owner = None
+        if os.environ.get("KFSERVING_KEEP_CERT_SECRET", "").lower() not in ("1", "true"):
+            owner = await api.get("v1", "Service", certificates.SERVICE_NAME, options.namespace)
+            if owner is not None:
+                owner = {**owner, "apiVersion": "v1", "kind": "Service"}
         secret = await api.apply(certificates.new_secret(certificates.SERVICE_NAME,
-                                                         options.namespace))
+                                                         options.namespace, owner))
         logger.info("issued a new webhook serving certificate into secret %s/%s",
                     options.namespace, certificates.SECRET_NAME)
     return secret

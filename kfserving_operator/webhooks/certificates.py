@@ -89,8 +89,14 @@ def secret_needs_renewal(secret: dict[str, Any] | None, now: datetime.datetime) 
     return expiry - now < RENEW_BEFORE
 
 
-def new_secret(service: str, namespace: str) -> dict[str, Any]:
-    """A Secret holding a fresh CA and a serving certificate for the webhook Service."""
+def new_secret(service: str, namespace: str,
+               owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Secret holding a fresh CA and a serving certificate for the webhook Service.
+
+    With ``owner`` (the installed webhook Service), the Secret carries an ownerReference to
+    it: uninstalling the manifests deletes the Service, and the garbage collector then deletes
+    the Secret the operator created, while upgrades keep both.
+    """
     ca = new_ca("kfserving-webhook-ca")
     pair = issue_serving_cert(ca, f"{service}.{namespace}.svc",
                               dns_names=service_dns_names(service, namespace))
@@ -98,10 +104,18 @@ def new_secret(service: str, namespace: str) -> dict[str, Any]:
     def b64(raw: bytes) -> str:
         return base64.b64encode(raw).decode()
 
+    metadata: dict[str, Any] = {"name": SECRET_NAME, "namespace": namespace}
+    if owner is not None:
+        metadata["ownerReferences"] = [{
+            "apiVersion": owner.get("apiVersion", "v1"),
+            "kind": owner.get("kind", "Service"),
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+        }]
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": SECRET_NAME, "namespace": namespace},
+        "metadata": metadata,
         "type": "kubernetes.io/tls",
         "data": {"tls.crt": b64(pair.cert_pem), "tls.key": b64(pair.key_pem),
                  "ca.crt": b64(ca.cert_pem)},

@@ -24,6 +24,8 @@ from kfserving_operator.cluster.localplane import free_port
 from tests.support.cluster import Cluster, wait_for
 
 OPERATOR_USER = "kfserving-operator"
+# What the operator logs once its webhook configurations are applied (operator/handlers.py).
+REGISTERED_LINE = "webhook configurations registered"
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
@@ -52,13 +54,24 @@ class OperatorProcess:
                 self.process.wait()
 
     def start(self) -> None:
-        """Start (again), appending to the same log, and wait for the webhooks."""
+        """Start (again), appending to the same log, and wait for the webhooks.
+
+        The wait is for this process's own registration: in cluster mode a previous run's
+        configuration is still in the cluster and would look registered at once.
+        """
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                         env=self.env)
         log.close()
-        wait_for(lambda: self.process.poll() is not None
-                 or _webhooks_registered(self.cluster, self.webhook_port, self.mode),
+
+        def registered_by_this_process() -> bool:
+            with self.log_path.open("rb") as handle:
+                handle.seek(offset)
+                fresh = handle.read().decode(errors="replace")
+            return (REGISTERED_LINE in fresh
+                    and _webhooks_registered(self.cluster, self.webhook_port, self.mode))
+        wait_for(lambda: self.process.poll() is not None or registered_by_this_process(),
                  timeout=60, message="operator webhooks to register")
         if self.process.poll() is not None:
             raise RuntimeError(f"operator exited early:\n{self.log()[-4000:]}")
