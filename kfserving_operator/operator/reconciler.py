@@ -139,10 +139,13 @@ class Reconciler:
                 revision = await self.api.get(c.KNATIVE_API_VERSION, "Revision", name, namespace)
                 if revision is not None:
                     revisions[name] = revision
+            except KubeError as exc:
+                logger.debug("%s/%s: cannot read the failed revision: %s", namespace, name, exc)
+            try:
                 pods[name] = tuple(await self.api.list(
                     "v1", "Pod", namespace, label_equals=(REVISION_LABEL, name)))
             except KubeError as exc:
-                logger.debug("%s/%s: cannot read failed revision: %s", namespace, name, exc)
+                logger.debug("%s/%s: cannot read its pods: %s", namespace, name, exc)
         return revisions, pods
 
     def _up_to_date(self, key: IsvcKey, desired: dict[str, Any],

@@ -538,6 +538,17 @@ class OperatorIdentity:
 
     def can(self, verb: str, resource: str, *, namespace: str | None = None,
             subresource: str | None = None) -> bool:
+        if "." in resource and "/" not in resource:
+            # `<plural>.<group>`: asked through a SubjectAccessReview, which (unlike
+            # `kubectl auth can-i`) needs no CRD served for it (Knative's Revisions).
+            plural, group = resource.split(".", 1)
+            attributes = {"verb": verb, "group": group, "resource": plural,
+                          "namespace": namespace or "", "subresource": subresource or ""}
+            review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                      "spec": {"user": self.user, "resourceAttributes": attributes}}
+            out = self.cluster.kubectl("create", "-o", "json", "-f", "-",
+                                       input=json.dumps(review))
+            return bool(json.loads(out)["status"].get("allowed"))
         args = ["auth", "can-i", verb, resource, "--as", self.user]
         args += ["--all-namespaces"] if namespace is None else ["-n", namespace]
         if subresource:
