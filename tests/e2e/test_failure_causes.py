@@ -11,9 +11,10 @@ Ready again.
 from __future__ import annotations
 
 import copy
-import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tests.support.cluster import Cluster, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 
+STAGES = Path(__file__).resolve().parents[2] / "hack" / "kwok" / "failure-stages.yaml"
 NAME = "iris"
 KSVC = f"{NAME}-predictor-default"
 CAUSE = "fail.kfserving-operator.test/cause"
@@ -40,23 +42,23 @@ class Cause:
     annotations: dict[str, str]
     reason: str
     words: tuple[str, ...]
-    predictor: dict[str, Any] = field(default_factory=dict)
+    sklearn: dict[str, Any] = field(default_factory=dict)
 
 
 CAUSES = {
     "image-pull": Cause(
         {CAUSE: "image-pull"}, "ImagePullBackOff",
-        ("of container kserve-container cannot be pulled (ImagePullBackOff: Back-off pulling "
+        ("of container kfserving-container cannot be pulled (ImagePullBackOff: Back-off pulling "
          "image", "check the image name and tag")),
     "crash-loop": Cause(
         {CAUSE: "crash-loop", "fail.kfserving-operator.test/exit-code": "3",
          "fail.kfserving-operator.test/message": "model file not found in /mnt/models"},
         "CrashLoopBackOff",
-        ("container kserve-container keeps exiting with exit code 3",
+        ("container kfserving-container keeps exiting with exit code 3",
          "model file not found in /mnt/models")),
     "oom-killed": Cause(
         {CAUSE: "oom-killed"}, "OOMKilled",
-        ("container kserve-container was killed because it ran out of memory (OOMKilled, exit "
+        ("container kfserving-container was killed because it ran out of memory (OOMKilled, exit "
          "code 137); raise its memory limit of 300Mi",),
         {"resources": {"requests": {"memory": "300Mi"}, "limits": {"memory": "300Mi"}}}),
     "storage-initializer": Cause(
@@ -74,8 +76,8 @@ CAUSES = {
 
 
 def isvc(annotations: dict[str, str] | None = None, canary: int | None = None,
-         **predictor: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"sklearn": {"storageUri": STORAGE_URI}, **predictor}
+         **sklearn: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"sklearn": {"storageUri": STORAGE_URI, **sklearn}}
     if canary is not None:
         spec["canaryTrafficPercent"] = canary
     return {"apiVersion": "serving.kubeflow.org/v1beta1", "kind": "InferenceService",
@@ -85,7 +87,7 @@ def isvc(annotations: dict[str, str] | None = None, canary: int | None = None,
 
 def failing(cause: Cause, canary: int | None = None) -> dict[str, Any]:
     return isvc({**PROGRESS_DEADLINE, **NO_RACE, **cause.annotations}, canary,
-                **copy.deepcopy(cause.predictor))
+                **copy.deepcopy(cause.sklearn))
 
 
 def status(cluster: Cluster, namespace: str) -> dict[str, Any]:
@@ -131,22 +133,30 @@ def assert_said_once(cluster: Cluster, namespace: str, reason: str, words: str) 
     assert words in said[0]["message"], said[0]["message"]
 
 
-@pytest.fixture(autouse=True)
-def _real_knative_with_kwok(cluster: Cluster) -> None:
-    if not os.environ.get("KFSERVING_TEST_SKIP_DEV_CRDS"):
-        pytest.skip("needs real Knative (the lane: kfserving-operator cluster up --knative)")
+@pytest.fixture(scope="module", autouse=True)
+def _failure_stages(cluster: Cluster) -> Iterator[None]:
+    """KWOK's fake node and the failure stages, as Stage objects (KWOK runs with
+    ``--enable-crds=Stage``); removed again afterwards."""
     nodes = cluster.get_json("nodes")["items"]
     if not any((n["metadata"].get("annotations") or {}).get("kwok.x-k8s.io/node") == "fake"
                for n in nodes):
-        pytest.skip("needs KWOK's fake node and its failure stages (hack/kwok)")
+        pytest.skip("needs the Knative lane's KWOK node (kfserving-operator cluster up --knative)")
+    cluster.kubectl("apply", "-f", str(STAGES))
+    try:
+        yield
+    finally:
+        cluster.kubectl("delete", "-f", str(STAGES), "--ignore-not-found", check=False)
 
 
 @pytest.mark.parametrize("name", sorted(CAUSES))
 def test_failed_first_revision_says_why_once_and_recovers(
-        cluster: Cluster, namespace: str, name: str) -> None:
+        cluster: Cluster, namespace: str, name: str, report: Callable[[str], None]) -> None:
     cause = CAUSES[name]
+    started = time.monotonic()
     cluster.apply_yaml(failing(cause), namespace)
     conds = wait_reason(cluster, namespace, cause.reason)
+    report(f"Ready=False after {time.monotonic() - started:.1f}s: {cause.reason}: "
+           f"{conds['Ready']['message']}")
 
     revision = f"{KSVC}-00001"
     for type_ in ("Ready", "PredictorReady", "PredictorConfigurationReady"):
@@ -168,8 +178,10 @@ def test_failed_first_revision_says_why_once_and_recovers(
 
     assert_said_once(cluster, namespace, cause.reason, cause.words[0])
 
+    started = time.monotonic()
     cluster.apply_yaml(isvc(), namespace)
     fixed = wait_ready(cluster, namespace)
+    report(f"fixed: Ready=True after {time.monotonic() - started:.1f}s")
     ready = {c["type"]: c for c in fixed["conditions"]}
     assert ready["PredictorReady"]["status"] == "True"
     assert ready["PredictorConfigurationReady"]["status"] == "True"
@@ -178,7 +190,7 @@ def test_failed_first_revision_says_why_once_and_recovers(
 
 
 def test_failed_canary_keeps_the_previous_revision_serving_and_says_so(
-        cluster: Cluster, namespace: str) -> None:
+        cluster: Cluster, namespace: str, report: Callable[[str], None]) -> None:
     cluster.apply_yaml(isvc(), namespace)
     wait_ready(cluster, namespace)
     old, new = f"{KSVC}-00001", f"{KSVC}-00002"
@@ -187,6 +199,7 @@ def test_failed_canary_keeps_the_previous_revision_serving_and_says_so(
     cluster.apply_yaml(failing(cause, canary=20), namespace)
     conds = wait_reason(cluster, namespace, cause.reason)
     message = conds["Ready"]["message"]
+    report(f"canary: Ready=False {conds['Ready']['reason']}: {message}")
     assert message.startswith(f"revision {new}: "), message
     assert cause.words[0] in message
     assert message.endswith(f"the previous revision {old} keeps serving all traffic, "
