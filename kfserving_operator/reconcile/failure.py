@@ -111,7 +111,7 @@ def _memory_limit(pod: Mapping[str, Any], container: str) -> str | None:
 
 
 def _detail(terminated: Mapping[str, Any]) -> str:
-    message = (text(terminated.get("message")) or "").strip()
+    message = (text(terminated.get("message")) or "").strip().rstrip(".")
     return f": {message}" if message else ""
 
 
@@ -196,7 +196,7 @@ def _from_pod(revision: str, pod: Mapping[str, Any]) -> RevisionFailure | None:
     scheduled = _condition(status, "PodScheduled")
     if scheduled.get("status") == FALSE:
         reason = text(scheduled.get("reason")) or REASON_UNSCHEDULABLE
-        message = (text(scheduled.get("message")) or "").strip()
+        message = (text(scheduled.get("message")) or "").strip().rstrip(".")
         detail = f": {message}" if message else ""
         return RevisionFailure(
             revision,
