@@ -177,7 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first `--` is the command of `cluster exec`/`shell`, verbatim:
+    # argparse would otherwise read its options as ours wherever they stand.
+    trailing: list[str] | None = None
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, trailing = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if trailing is not None:
+        if getattr(args, "action", None) not in ("exec", "shell"):
+            build_parser().error("`--` is only for `cluster exec -- COMMAND`")
+        args.command = [*args.command, *trailing]
     result: int = args.func(args)
     return result
 

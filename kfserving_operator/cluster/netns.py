@@ -164,17 +164,22 @@ def interfaces() -> list[str]:
 
 def default_route() -> str | None:
     """A description of the default route of the current namespace, or None if it has none."""
-    for line in Path("/proc/thread-self/net/route").read_text().splitlines()[1:]:
+    ipv6 = Path("/proc/thread-self/net/ipv6_route")
+    return parse_default_route(Path("/proc/thread-self/net/route").read_text(),
+                               ipv6.read_text() if ipv6.exists() else "")
+
+
+def parse_default_route(ipv4_table: str, ipv6_table: str) -> str | None:
+    """The default route in ``/proc/net/route`` and ``/proc/net/ipv6_route`` text, if any."""
+    for line in ipv4_table.splitlines()[1:]:
         fields = line.split()
         if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000":
             return f"IPv4 default route via {fields[0]}"
-    ipv6 = Path("/proc/thread-self/net/ipv6_route")
-    if ipv6.exists():
-        for line in ipv6.read_text().splitlines():
-            fields = line.split()
-            if len(fields) > 9 and fields[0] == "0" * 32 and fields[1] == "00" \
-                    and fields[9] != "lo":
-                return f"IPv6 default route via {fields[9]}"
+    for line in ipv6_table.splitlines():
+        fields = line.split()
+        if len(fields) > 9 and fields[0] == "0" * 32 and fields[1] == "00" \
+                and fields[9] != "lo":
+            return f"IPv6 default route via {fields[9]}"
     return None
 
 

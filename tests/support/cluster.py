@@ -16,11 +16,13 @@ from typing import Any
 
 import yaml
 
+from kfserving_operator.cluster import netns
 from kfserving_operator.cluster.localplane import (
     ControlPlaneState,
     LocalControlPlane,
     find_tool,
     issue_user_kubeconfig,
+    process_alive,
     project_root,
 )
 
@@ -168,6 +170,12 @@ def start_knative_lane(state_dir: Path) -> Iterator[Cluster]:
     finally:
         if not os.environ.get("KFSERVING_KEEP_TEST_CLUSTER"):
             plane.down()
+            # `cluster down` must leave nothing behind: every recorded process has exited.
+            left = [f"{name} (pid {pid})" for name, pid in state.pids.items()
+                    if process_alive(pid, name)]
+            if netns.holder_alive(state.netns_pid, state_dir.resolve()):
+                left.append(f"network namespace holder (pid {state.netns_pid})")
+            assert not left, f"still running after cluster down: {', '.join(left)}"
 
 
 def install_crds(cluster: Cluster, *, stand_ins: bool = True) -> None:
