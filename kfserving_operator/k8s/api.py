@@ -38,6 +38,10 @@ InferenceServiceResource = create_namespaced_resource(
 KnativeServiceResource = create_namespaced_resource(
     c.KNATIVE_GROUP, c.KNATIVE_VERSION, "Service", "services"
 )
+KnativeRevisionResource = create_namespaced_resource(
+    c.KNATIVE_GROUP, c.KNATIVE_VERSION, "Revision", "revisions"
+)
+PodResource = create_namespaced_resource("", "v1", "Pod", "pods")
 VirtualServiceResource = create_namespaced_resource(
     c.ISTIO_GROUP, c.ISTIO_VERSION, "VirtualService", "virtualservices"
 )
@@ -61,6 +65,8 @@ CRDResource = create_global_resource(
 _BY_API_VERSION_KIND: dict[tuple[str, str], Any] = {
     (c.API_VERSION, c.KIND): InferenceServiceResource,
     (c.KNATIVE_API_VERSION, "Service"): KnativeServiceResource,
+    (c.KNATIVE_API_VERSION, "Revision"): KnativeRevisionResource,
+    ("v1", "Pod"): PodResource,
     (c.ISTIO_API_VERSION, "VirtualService"): VirtualServiceResource,
     ("v1", "Service"): CoreServiceResource,
     ("v1", "ConfigMap"): ConfigMapResource,
@@ -162,14 +168,20 @@ class KubeApi:
         return _to_dict(obj)
 
     async def list(self, api_version: str, kind: str, namespace: str | None = None,
-                   has_label: str | None = None) -> list[dict[str, Any]]:
-        """Every object (of ``namespace``, or all), optionally only those with a label key.
+                   has_label: str | None = None,
+                   label_equals: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every object (of ``namespace``, or all), optionally only those with a label key
+        (``has_label``) or a label key and value (``label_equals``), selected by the server.
 
         Items carry ``apiVersion`` and ``kind``, which a LIST response leaves out of them.
         """
         resource = resource_for(api_version, kind)
         # lightkube's annotation omits its own exists() operator.
-        labels: Any = {has_label: operators.exists()} if has_label else None
+        labels: Any = None
+        if has_label:
+            labels = {has_label: operators.exists()}
+        elif label_equals:
+            labels = {label_equals[0]: label_equals[1]}
         try:
             items = [
                 {**_to_dict(obj), "apiVersion": api_version, "kind": kind}

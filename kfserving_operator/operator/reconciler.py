@@ -3,7 +3,9 @@
 One reconcile of one InferenceService:
 
 1. Observe: the InferenceService and its children come from the watch cache, so a reconcile
-   of an unchanged world makes no requests at all.
+   of an unchanged world makes no requests at all. Only when Knative reports a component's
+   latest revision failed are that Revision and its pods read (a GET and a labelled LIST),
+   so the status can say why.
 2. Plan: :func:`kfserving_operator.reconcile.plan.plan_reconcile` returns the desired children,
    the children to delete, the new status and the events to post.
 3. Apply only what differs. Each child carries a hash of its desired form; a child whose hash
@@ -26,6 +28,7 @@ from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.k8s.api import KubeApi, KubeError, ResourceNotInstalled
 from kfserving_operator.operator.cache import ChildKey, Children, IsvcKey, ObjectCache, identity
 from kfserving_operator.operator.workqueue import Requeue
+from kfserving_operator.reconcile.failure import REVISION_LABEL, failed_revision
 from kfserving_operator.reconcile.plan import Observed, plan_reconcile
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,10 @@ logger = logging.getLogger(__name__)
 SPEC_HASH_ANNOTATION = f"{c.GROUP}/spec-hash"
 # While a dependency is missing, look again now and then even without a CRD event.
 MISSING_DEPENDENCY_RECHECK_SECONDS = 30.0
+
+
+# revision name -> Revision, revision name -> its pods (see Reconciler._read_failed_revisions).
+FailedRevisions = tuple[dict[str, dict[str, Any]], dict[str, tuple[dict[str, Any], ...]]]
 
 
 class ReconcileFailed(Exception):
@@ -101,13 +108,45 @@ class Reconciler:
         self._known_present.pop(key, None)
         self._problems.pop(key, None)
 
-    def _observed(self, key: IsvcKey, children: Children) -> Observed:
+    def _observed(self, key: IsvcKey, children: Children,
+                  failures: FailedRevisions | None = None) -> Observed:
+        revisions, pods = failures or ({}, {})
         return Observed(
             ksvcs=children.ksvcs,
             knative_installed=self.dependencies.knative_installed,
             istio_installed=self.dependencies.istio_installed,
             problems=self._problems.get(key, ()),
+            revisions=revisions,
+            pods=pods,
         )
+
+    async def _read_failed_revisions(self, namespace: str, children: Children
+                                     ) -> FailedRevisions:
+        """The Revision and pods of every component whose latest revision Knative failed.
+
+        Best effort: a Revision API that is not served (a stand-in Knative) or a read that
+        fails leaves the status to Knative's own condition message.
+        """
+        revisions: dict[str, dict[str, Any]] = {}
+        pods: dict[str, tuple[dict[str, Any], ...]] = {}
+        if not self.dependencies.knative_installed:
+            return revisions, pods
+        for ksvc in children.ksvcs.values():
+            name = failed_revision(ksvc)
+            if not name:
+                continue
+            try:
+                revision = await self.api.get(c.KNATIVE_API_VERSION, "Revision", name, namespace)
+                if revision is not None:
+                    revisions[name] = revision
+            except KubeError as exc:
+                logger.debug("%s/%s: cannot read the failed revision: %s", namespace, name, exc)
+            try:
+                pods[name] = tuple(await self.api.list(
+                    "v1", "Pod", namespace, label_equals=(REVISION_LABEL, name)))
+            except KubeError as exc:
+                logger.debug("%s/%s: cannot read its pods: %s", namespace, name, exc)
+        return revisions, pods
 
     def _up_to_date(self, key: IsvcKey, desired: dict[str, Any],
                     current: dict[str, Any] | None) -> bool:
@@ -181,7 +220,9 @@ class Reconciler:
             return
         config = self.config()
         children = self.cache.children(key)
-        plan = plan_reconcile(isvc, config, self._observed(key, children), self.clock())
+        failures = await self._read_failed_revisions(key[0], children)
+        plan = plan_reconcile(isvc, config, self._observed(key, children, failures),
+                              self.clock())
         problems, wrote = await self._apply_children(key, plan.apply, children)
         problems += await self._create_missing(key, plan.create_if_missing)
         for ref in plan.delete:
@@ -200,7 +241,8 @@ class Reconciler:
             # Re-plan so the status tells the truth about what was just written, failed or
             # recovered (one status write now instead of another when the watch catches up).
             children = self.cache.children(key)
-            plan = plan_reconcile(isvc, config, self._observed(key, children), self.clock())
+            plan = plan_reconcile(isvc, config, self._observed(key, children, failures),
+                                  self.clock())
         await self._write_status(isvc, plan.status)
         for event_type, reason, message in plan.events:
             await self.api.post_event(isvc, event_type, reason, message)
