@@ -103,7 +103,11 @@ class NamespaceTerminating(KubeError):
     """The namespace is being deleted: the apiserver refuses anything new in it."""
 
 
-def _terminating(status: int, message: str, causes: Any) -> bool:
+def _terminating(status: int, message: str, causes: Any, details_kind: Any = None) -> bool:
+    """True for the refusals of a namespace being deleted: 403 NamespaceTerminating while it
+    terminates, and 404 for the namespace itself once it is gone."""
+    if status == 404:
+        return bool(details_kind == "namespaces")
     if status != 403:
         return False
     kinds = {str(cause.get("reason") or cause.get("type") or "") if isinstance(cause, dict)
@@ -149,7 +153,8 @@ def _translate(exc: BaseException, what: str) -> KubeError:
         status = int(exc.status.code or 0)
         message = exc.status.message or str(exc)
         details = getattr(exc.status, "details", None)
-        if _terminating(status, message, getattr(details, "causes", None)):
+        if _terminating(status, message, getattr(details, "causes", None),
+                        getattr(details, "kind", None)):
             return NamespaceTerminating(f"{what}: {message}", status, "NamespaceTerminating")
         return KubeError(f"{what}: {message}", status, exc.status.reason or "")
     if isinstance(exc, httpx2.HTTPStatusError):
@@ -160,8 +165,8 @@ def _translate(exc: BaseException, what: str) -> KubeError:
             body = None
         if isinstance(body, dict) and body.get("kind") == "Status":
             message = str(body.get("message", ""))
-            causes = (body.get("details") or {}).get("causes")
-            if _terminating(status, message, causes):
+            details = body.get("details") or {}
+            if _terminating(status, message, details.get("causes"), details.get("kind")):
                 return NamespaceTerminating(f"{what}: {message}", status,
                                             "NamespaceTerminating")
             # A real API Status (object not found, conflict, ...) that lightkube did not parse.
