@@ -12,8 +12,8 @@ import asyncio
 import datetime
 import logging
 import os
+import shutil
 import ssl
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,10 +80,14 @@ class Runtime:
     # rewritten on renewal (created on first use, in cluster mode only).
     _cert_files: Path | None = None
 
+    # Temporary directories holding key material, removed when the operator stops.
+    temporary: list[Path] = field(default_factory=list)
+
     @property
     def cert_files(self) -> Path:
         if self._cert_files is None:
-            self._cert_files = Path(tempfile.mkdtemp(prefix="kfserving-certs-"))
+            self._cert_files = certificates.private_directory()
+            self.temporary.append(self._cert_files)
         return self._cert_files
 
     def api_unreachable(self) -> None:
@@ -212,8 +216,11 @@ async def _start_webhooks(runtime: Runtime) -> None:
     assert api is not None
     if options.webhook_mode == "off":
         return
+    for stale in certificates.remove_stale_directories():
+        logger.info("removed %s, left by an operator that was killed", stale)
     if options.webhook_mode == "local":
         certificate = certificates.loopback_certificate(options.webhook_host)
+        runtime.temporary.append(certificate.cert_file.parent)
         base = f"https://{options.webhook_host}:{options.webhook_port}"
 
         def client_config(path: str) -> dict[str, Any]:
@@ -330,6 +337,9 @@ async def _stop_webhooks(runtime: Runtime) -> None:
                 logger.warning("could not remove %s: %s", kind, exc)
     if runtime.server is not None:
         await runtime.server.stop()
+    for directory in runtime.temporary:
+        shutil.rmtree(directory, ignore_errors=True)
+    runtime.temporary.clear()
 
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:

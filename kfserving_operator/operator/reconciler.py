@@ -182,6 +182,12 @@ class Reconciler:
                 continue
             meta = obj["metadata"]
             try:
+                # Read before creating: after a restart the object almost always exists,
+                # and a create answered 409 is still a write request.
+                if await self.api.get(obj["apiVersion"], obj["kind"], meta["name"],
+                                      meta.get("namespace")) is not None:
+                    known.add(identity(obj))
+                    continue
                 if await self.api.create_if_absent(obj):
                     logger.info("created %s %s/%s", obj["kind"], meta.get("namespace"),
                                 meta["name"])
