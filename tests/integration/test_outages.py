@@ -74,13 +74,21 @@ def _outage(cluster: Cluster, namespace: str, operator: OperatorProcess,
             time.sleep(0.2)
         applied_after = time.monotonic() - back
         missing = wanted - _ksvc_names(cluster, namespace)
+        # A change made after the outage: how long the watches took to come back.
+        created = time.monotonic()
+        cluster.apply_yaml(sklearn_isvc("fresh"), namespace)
+        while ("fresh-predictor-default" not in _ksvc_names(cluster, namespace)
+               and time.monotonic() < created + 60):
+            time.sleep(0.1)
+        new_after = time.monotonic() - created
     finally:
         os.kill(pid, signal.SIGCONT)
     lines = outage_log.splitlines()
     tracebacks = outage_log.count("Traceback")
     report(f"outage {OUTAGE_SECONDS:.0f}s with {IN_FLIGHT} keys in flight: {tracebacks} "
            f"tracebacks, {len(lines)} log lines during the outage; all changes applied "
-           f"{applied_after:.1f}s after the API server was ready again")
+           f"{applied_after:.1f}s after the API server was ready again; a new "
+           f"InferenceService created then was applied in {new_after:.1f}s")
     assert operator.process.poll() is None
     assert not missing, f"never applied: {sorted(missing)}"
     assert tracebacks == 0, outage_log[-4000:]
@@ -88,3 +96,5 @@ def _outage(cluster: Cluster, namespace: str, operator: OperatorProcess,
     assert len(lines) <= 12 + OUTAGE_SECONDS, outage_log[-4000:]
     # Well inside the backoff the old code had grown to (16-32 s after a 30 s outage).
     assert applied_after < 10, f"applied {applied_after:.1f}s after the API server was back"
+    # The watches reconnect within kopf's bounded retry delay (2 s), not its default 21 s.
+    assert new_after < 10, f"a new InferenceService waited {new_after:.1f}s"
