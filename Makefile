@@ -21,18 +21,23 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Build etcd, kube-apiserver, kube-controller-manager, kubectl, helm and the conformance
-## checker from Go modules into .cache/ (skipped when already built).
+## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, KWOK,
+## Knative Serving and the conformance checker from Go modules into .cache/ (skipped when
+## already built).
 tools:
 	bash hack/build-tools.sh all
 	@if [ -f hack/build-conformance.sh ]; then bash hack/build-conformance.sh; fi
 
-## The main job: a cluster (the local one when none is reachable), CRDs, config, operator.
-run: venv tools
+## The main job: the project's own local cluster with real Knative (isolated in a network
+## namespace; the stand-in where that cannot run), CRDs, config, the operator. It builds only
+## what it needs. Another cluster only when named: make run CLUSTER=external KUBECONFIG=...
+run: venv
 	$(PY) -m kfserving_operator.devrun
 
-cluster-up: venv tools
-	$(VENV)/bin/kfserving-operator cluster up
+## The local cluster with real Knative Serving, in its own network namespace.
+cluster-up: venv
+	bash hack/build-tools.sh lane
+	$(VENV)/bin/kfserving-operator cluster up --knative
 
 cluster-down: venv
 	$(VENV)/bin/kfserving-operator cluster down
@@ -82,4 +87,4 @@ test: venv tools sdk-venv
 	@if [ -f hack/run-conformance.sh ]; then bash hack/run-conformance.sh; fi
 
 clean:
-	rm -rf .cache/cluster .cache/cluster-test .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .cache/cluster .cache/cluster-test .cache/cluster-e2e .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,13 @@
 # Build the control-plane binaries the tests run against, from Go modules, into a
 # git-ignored cache keyed by version. Each tool is skipped when its binary exists, so
 # this is cheap to call on every `make test`.
+#
+#   hack/build-tools.sh all    everything (what `make tools` and CI build)
+#   hack/build-tools.sh lane   only what `make run` needs: the plane plus the Knative lane
+#                              (etcd, kube-apiserver/-controller-manager/-scheduler, kubectl,
+#                              KWOK, Knative Serving); no helm
+#   hack/build-tools.sh plane  only the control plane (the fallback when the lane cannot run)
+#   hack/build-tools.sh k8s|etcd|helm|kwok|knative   one of them
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,6 +16,10 @@ CACHE="${KFSERVING_TOOLS_CACHE:-$ROOT/.cache/tools}"
 K8S_VERSION="${K8S_VERSION:-v1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+# Knative Serving v0.42.2 is Knative 1.15.2; the pins of its dependencies live in
+# hack/knativebin/go.mod. Newer releases' dependencies are not served by the module proxy.
+KNATIVE_VERSION="${KNATIVE_VERSION:-v0.42.2}"
 
 # A parent go.work or a vendoring GOFLAGS would silently change module resolution;
 # GOTOOLCHAIN=local makes a too-new go line fail instead of downloading a toolchain.
@@ -17,23 +28,30 @@ export GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 k8s_minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+
 build_k8s() {
-  local out="$CACHE/k8s/$K8S_VERSION"
-  if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" ]]; then
-    echo "k8s $K8S_VERSION: cached in $out"; return
-  fi
-  echo "k8s $K8S_VERSION: building (slow the first time)"
+  local out="$CACHE/k8s/$K8S_VERSION" missing=() name
+  for name in "${K8S_BINARIES[@]}"; do
+    [[ -x "$out/$name" ]] || missing+=("$name")
+  done
+  if ((${#missing[@]} == 0)); then echo "k8s $K8S_VERSION: cached in $out"; return; fi
   local ldf="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$k8s_minor"
     ldf="$ldf -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
   done
-  mkdir -p "$out.tmp"
-  (cd "$ROOT/hack/k8sbin" && go build -trimpath -buildvcs=false -tags selinux,notest \
-     -ldflags "$ldf" -o "$out.tmp/" \
-     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-     k8s.io/kubernetes/cmd/kubectl)
-  rm -rf "$out"; mv "$out.tmp" "$out"
+  # Only the missing binaries: adding one (kube-scheduler came with the Knative lane)
+  # does not rebuild the others.
+  local packages=()
+  for name in "${missing[@]}"; do packages+=("k8s.io/kubernetes/cmd/$name"); done
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  timed "k8s $K8S_VERSION: building ${missing[*]}" \
+    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/k8sbin" \
+      -trimpath -buildvcs=false -tags selinux,notest -ldflags "$ldf" -o "$out.tmp/" "${packages[@]}"
+  mkdir -p "$out"
+  for name in "${missing[@]}"; do mv -f "$out.tmp/$name" "$out/$name"; done
+  rm -rf "$out.tmp"
 }
 
 build_etcd() {
@@ -57,13 +75,84 @@ build_helm() {
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
+build_kwok() {
+  local out="$CACHE/kwok/$KWOK_VERSION"
+  if [[ -x "$out/kwok" ]]; then echo "kwok $KWOK_VERSION: cached in $out"; return; fi
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  timed "kwok $KWOK_VERSION: building" \
+    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/kwokbin" \
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/kwok" sigs.k8s.io/kwok/cmd/kwok
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+# Knative Serving: upstream's webhook and autoscaler unchanged, plus our two small mains
+# (hack/knativebin/controller, hack/knativebin/kingress; their doc comments say why). The
+# cache key covers the version and our sources, so editing a main rebuilds.
+knative_dir() {
+  local key
+  key="$(cd "$ROOT/hack/knativebin" && find . -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \
+         | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)"
+  echo "$CACHE/knative/$KNATIVE_VERSION-$key"
+}
+
+build_knative() {
+  local out; out="$(knative_dir)"
+  if [[ -x "$out/knative-controller" && -x "$out/knative-webhook" \
+        && -x "$out/knative-autoscaler" && -x "$out/kingress-istio" ]]; then
+    echo "knative $KNATIVE_VERSION: cached in $out"; return
+  fi
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  # One `go build` for all four: shared packages compile once.
+  timed "knative $KNATIVE_VERSION: building controller, webhook, autoscaler, kingress" \
+    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/knativebin" \
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/" \
+      ./controller ./kingress knative.dev/serving/cmd/webhook knative.dev/serving/cmd/autoscaler
+  mv "$out.tmp/controller" "$out.tmp/knative-controller"
+  mv "$out.tmp/webhook" "$out.tmp/knative-webhook"
+  mv "$out.tmp/autoscaler" "$out.tmp/knative-autoscaler"
+  mv "$out.tmp/kingress" "$out.tmp/kingress-istio"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+# Run a build, printing a line when it starts, every 30 s while it runs (a cold build
+# takes minutes and prints nothing of its own), and its duration at the end.
+timed() {
+  local what="$1"; shift
+  echo "$what (cold: minutes on 2 cores; later runs reuse the cache)"
+  local start=$SECONDS
+  "$@" & local pid=$!
+  while ! wait_for_pid "$pid" 30; do
+    echo "  ... $what: $((SECONDS - start))s"
+  done
+  wait "$pid" || { echo "FAILED: $what" >&2; return 1; }
+  echo "  done in $((SECONDS - start))s"
+}
+
+# True once pid has exited (within `secs`), false if it is still running.
+wait_for_pid() {
+  local pid="$1" secs="$2" i
+  for ((i = 0; i < secs * 2; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  return 1
+}
+
 # Stable paths for everything else: .cache/bin/<tool> points at the pinned build.
 link_bins() {
-  mkdir -p "$CACHE/../bin"
+  # Logical path: with .cache/tools a symlink (a shared cache), bin/ stays in this checkout.
   local bin; bin="$(cd "$CACHE/.." && pwd)/bin"
+  mkdir -p "$bin"
   ln -sf "$CACHE/k8s/$K8S_VERSION/kube-apiserver" "$bin/kube-apiserver"
   ln -sf "$CACHE/k8s/$K8S_VERSION/kube-controller-manager" "$bin/kube-controller-manager"
   ln -sf "$CACHE/k8s/$K8S_VERSION/kubectl" "$bin/kubectl"
+  [[ -x "$CACHE/k8s/$K8S_VERSION/kube-scheduler" ]] \
+    && ln -sf "$CACHE/k8s/$K8S_VERSION/kube-scheduler" "$bin/kube-scheduler"
+  [[ -x "$CACHE/kwok/$KWOK_VERSION/kwok" ]] && ln -sf "$CACHE/kwok/$KWOK_VERSION/kwok" "$bin/kwok"
+  local knative name; knative="$(knative_dir)"
+  for name in knative-controller knative-webhook knative-autoscaler kingress-istio; do
+    [[ -x "$knative/$name" ]] && ln -sf "$knative/$name" "$bin/$name"
+  done
   ln -sf "$CACHE/etcd/$ETCD_VERSION/etcd" "$bin/etcd"
   [[ -x "$CACHE/helm/$HELM_VERSION/helm" ]] && ln -sf "$CACHE/helm/$HELM_VERSION/helm" "$bin/helm"
   return 0
@@ -74,7 +163,11 @@ case "$what" in
   k8s) build_k8s ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
-  all) build_etcd; build_k8s; build_helm ;;
-  *) echo "usage: $0 [all|k8s|etcd|helm]" >&2; exit 2 ;;
+  kwok) build_kwok ;;
+  knative) build_knative ;;
+  plane) build_etcd; build_k8s ;;
+  lane) build_etcd; build_k8s; build_kwok; build_knative ;;
+  all) build_etcd; build_k8s; build_helm; build_kwok; build_knative ;;
+  *) echo "usage: $0 [all|lane|plane|k8s|etcd|helm|kwok|knative]" >&2; exit 2 ;;
 esac
 link_bins

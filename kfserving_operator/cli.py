@@ -1,6 +1,9 @@
 """The ``kfserving-operator`` command line.
 
-- ``cluster up|status|down``: the loopback control plane used by ``make run`` and the tests.
+- ``cluster up [--knative]|status|down``: the loopback control plane used by ``make run`` and
+  the tests; with ``--knative``, isolated in a network namespace with real Knative Serving.
+- ``cluster exec -- CMD`` / ``cluster shell``: run kubectl, the operator or a shell where the
+  cluster is reachable (inside its network namespace), with ``KUBECONFIG`` set.
 - ``run``: the operator itself (kopf handlers plus the admission webhooks).
 - ``render``: print the children the reconciler would apply, without a cluster.
 - ``crds``: write or check the generated CRD.
@@ -12,27 +15,91 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kfserving_operator.cluster.localplane import LocalControlPlane
 
 
 def _cluster(args: argparse.Namespace) -> int:
     from kfserving_operator.cluster.localplane import ControlPlaneError, LocalControlPlane
+    from kfserving_operator.cluster.netns import NetnsError
 
     plane = LocalControlPlane(Path(args.state_dir) if args.state_dir else None)
-    if args.action == "up":
-        try:
-            state = plane.up()
-        except ControlPlaneError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(f"kube-apiserver ready at {state.apiserver_url}")
-        print(f"KUBECONFIG={state.kubeconfig}")
-        return 0
-    if args.action == "status":
-        print(plane.describe())
-        return 0 if plane.is_healthy() else 1
+    try:
+        if args.action == "up":
+            return _cluster_up(plane, args.knative)
+        if args.action == "status":
+            print(plane.describe())
+            return 0 if plane.is_healthy() else 1
+        if args.action in ("exec", "shell"):
+            return _cluster_exec(plane, args.action, args.command)
+    except (ControlPlaneError, NetnsError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     stopped = plane.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
+
+
+def _cluster_up(plane: LocalControlPlane, knative: bool) -> int:
+    import time
+
+    from kfserving_operator.cluster.localplane import default_state_dir
+
+    started = time.monotonic()
+    state = plane.up(lane=knative, progress=lambda line: print(line, flush=True))
+    print(f"kube-apiserver ready at {state.apiserver_url}"
+          + (f" with Knative Serving {state.knative_version}" if state.knative_version else "")
+          + f" ({time.monotonic() - started:.1f}s)")
+    print(f"KUBECONFIG={state.kubeconfig}")
+    if state.netns_pid is not None:
+        where = "" if plane.state_dir == default_state_dir() else f" --state-dir {plane.state_dir}"
+        print("it is reachable only inside its network namespace; for example:")
+        print(f"  {_self_command()} cluster exec{where} -- kubectl get ksvc -A")
+    return 0
+
+
+def _cluster_exec(plane: LocalControlPlane, action: str, command: list[str]) -> int:
+    """Replace this process with ``command`` inside the cluster's namespace."""
+    import os
+
+    from kfserving_operator.cluster.localplane import tools_bin_dir
+
+    state = plane.state()
+    if state is None:
+        print(f"error: no cluster recorded in {plane.state_dir}; "
+              "start one with `cluster up --knative`", file=sys.stderr)
+        return 1
+    if command and command[0] == "--":
+        command = command[1:]
+    if action == "shell":
+        command = [os.environ.get("SHELL") or "/bin/bash", *command]
+    if not command:
+        print("error: nothing to run; usage: cluster exec -- COMMAND [ARGS...]", file=sys.stderr)
+        return 2
+    plane.enter_namespace(state)
+    env = dict(os.environ)
+    env["KUBECONFIG"] = state.kubeconfig
+    # kubectl and the other built tools, and this venv's kfserving-operator, come first.
+    env["PATH"] = os.pathsep.join([str(tools_bin_dir()), str(Path(sys.executable).parent),
+                                   env.get("PATH", "")])
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        print(f"error: cannot run {command[0]}: {exc}", file=sys.stderr)
+        return 127
+
+
+def _self_command() -> str:
+    """How the user can call this CLI again (it may not be on PATH)."""
+    import os
+    import shutil
+
+    here = Path(sys.argv[0])
+    if here.name == "kfserving-operator" and shutil.which("kfserving-operator") != str(here):
+        return os.path.relpath(here) if here.is_absolute() else str(here)
+    return "kfserving-operator"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -85,8 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     cluster = commands.add_parser("cluster", help="manage the local loopback control plane")
-    cluster.add_argument("action", choices=["up", "status", "down"])
+    cluster.add_argument("action", choices=["up", "status", "down", "exec", "shell"])
     cluster.add_argument("--state-dir", help="state directory (default .cache/cluster)")
+    cluster.add_argument("--knative", action="store_true",
+                         help="up: also run real Knative Serving (kube-scheduler, KWOK, "
+                              "Knative), all inside a network namespace with only loopback")
+    cluster.add_argument("command", nargs="*",
+                         help="exec/shell: the command to run, after --")
     cluster.set_defaults(func=_cluster)
 
     run = commands.add_parser("run", help="run the operator in the foreground")
@@ -118,8 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the command line; what follows ``--`` is ``cluster exec``'s command, verbatim."""
+    argv = list(argv)
+    # Everything after the first `--` is the command of `cluster exec`/`shell`, verbatim:
+    # argparse would otherwise read its options as ours wherever they stand.
+    trailing: list[str] | None = None
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, trailing = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if trailing is not None:
+        if getattr(args, "action", None) not in ("exec", "shell"):
+            build_parser().error("`--` is only for `cluster exec -- COMMAND`")
+        args.command = [*args.command, *trailing]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     result: int = args.func(args)
     return result
 

@@ -1,9 +1,16 @@
 """``make run``: a cluster, the CRDs, the default config, and the operator in the foreground.
 
-If ``KUBECONFIG`` names a reachable cluster it is used as it is; otherwise the local loopback
-control plane is started (or reused). Knative's and Istio's CRDs are installed as permissive
-stand-ins only when the cluster does not serve them already, so a real kind cluster with
-Knative and Istio is never modified beyond our own CRD and ConfigMap.
+By default it uses the project's own local cluster and nothing else: the loopback control
+plane with real Knative Serving (the "lane"), isolated in a network namespace that has only
+loopback. Where the lane cannot run (no network namespace can be made, or its build fails)
+it says why and falls back to the plane with the permissive Knative stand-in CRD, where
+Knative Services are never made Ready.
+
+``KUBECONFIG`` is ignored unless the user names another cluster explicitly with
+``CLUSTER=external`` (``make run CLUSTER=external KUBECONFIG=...``); then it says what it will
+install there before doing so, installs the Knative/Istio stand-ins only where those CRDs
+are missing, and refuses a kubeconfig that asks for impersonation (``as:``), which the
+operator's client would not honour.
 """
 
 from __future__ import annotations
@@ -12,48 +19,135 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
 from kfserving_operator.api.config import CONFIGMAP_NAME, DEFAULT_NAMESPACE, OperatorConfig
-from kfserving_operator.cluster.localplane import LocalControlPlane, find_tool, project_root
+from kfserving_operator.cluster import netns
+from kfserving_operator.cluster.localplane import (
+    ControlPlaneError,
+    LocalControlPlane,
+    find_tool,
+    free_port,
+    issue_user_kubeconfig,
+    project_root,
+)
 from kfserving_operator.webhooks.legacy_registration import (
     ISVC_CRD_NAME,
     shipped_conversion_patch,
 )
 
+OPERATOR_USER = "kfserving-operator"
+IMPERSONATION_KEYS = ("as", "as-groups", "as-uid", "as-user-extra")
+
+
+class RunError(RuntimeError):
+    """make run cannot go on; the message says why and what to do."""
+
 
 def _kubectl(kubeconfig: str, *args: str, input: str | None = None,
              check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(find_tool("kubectl")), "--kubeconfig", kubeconfig, *args],
-                          input=input, capture_output=True, text=True, check=check)
+    result = subprocess.run([str(find_tool("kubectl")), "--kubeconfig", kubeconfig, *args],
+                            input=input, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise RunError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
 
 
-def _reachable(kubeconfig: str) -> bool:
-    if not Path(kubeconfig).exists():
-        return False
-    try:
-        result = _kubectl(kubeconfig, "get", "--raw", "/readyz", "--request-timeout=5s",
-                          check=False)
-    except OSError:
-        return False
-    return result.returncode == 0 and result.stdout.strip() == "ok"
+def _say(line: str) -> None:
+    print(f"make run: {line}", flush=True)
 
 
-def choose_cluster() -> str:
-    """The kubeconfig to use, starting the local control plane when nothing is reachable."""
-    given = os.environ.get("KUBECONFIG")
-    if given and _reachable(given):
-        print(f"using the cluster in KUBECONFIG={given}")
-        return given
-    state = LocalControlPlane().up()
-    print(f"local control plane at {state.apiserver_url}")
-    print(f"KUBECONFIG={state.kubeconfig}")
-    return state.kubeconfig
+# -- which cluster ---------------------------------------------------------------------------
+
+def impersonation_in(kubeconfig_view: dict[str, object]) -> list[str]:
+    """The impersonation settings of the current user in a minified kubeconfig view."""
+    users = kubeconfig_view.get("users") or []
+    found: list[str] = []
+    for entry in users if isinstance(users, list) else []:
+        user = entry.get("user") or {} if isinstance(entry, dict) else {}
+        found += [key for key in IMPERSONATION_KEYS if user.get(key)]
+    return found
 
 
-def install(kubeconfig: str, namespace: str) -> None:
+def external_cluster(kubeconfig: str | None) -> str:
+    """The explicitly named cluster, after saying what will be installed there."""
+    if not kubeconfig:
+        raise RunError("CLUSTER=external needs the cluster named explicitly: "
+                       "make run CLUSTER=external KUBECONFIG=/path/to/kubeconfig")
+    for path in kubeconfig.split(os.pathsep):
+        if not Path(path).exists():
+            raise RunError(f"KUBECONFIG names {path}, which does not exist")
+    view = _kubectl(kubeconfig, "config", "view", "--minify", "-o", "json", check=False)
+    if view.returncode != 0:
+        raise RunError(f"cannot read KUBECONFIG={kubeconfig}: {view.stderr.strip()}")
+    parsed = json.loads(view.stdout)
+    impersonation = impersonation_in(parsed)
+    if impersonation:
+        raise RunError(
+            f"the current user in KUBECONFIG={kubeconfig} impersonates "
+            f"({', '.join(impersonation)}); the operator's client does not support "
+            "impersonation and would act as the underlying identity. Use a kubeconfig "
+            "whose user is the identity the operator should have.")
+    server = parsed["clusters"][0]["cluster"]["server"]
+    context = parsed.get("current-context", "?")
+    ready = _kubectl(kubeconfig, "get", "--raw", "/readyz", "--request-timeout=5s", check=False)
+    if ready.returncode != 0:
+        raise RunError(f"the cluster of context {context} ({server}) is not reachable: "
+                       f"{ready.stderr.strip()}")
+    _say(f"using the cluster you named: context {context}, server {server}")
+    _say("it will install there: CustomResourceDefinition inferenceservices.serving.kubeflow.org "
+         "(server-side apply); namespace kfserving-system and ConfigMap "
+         f"{CONFIGMAP_NAME} (only when missing); the Knative Service and Istio VirtualService "
+         "stand-in CRDs (only when those CRDs are missing); and the operator's webhook "
+         "configurations, pointing at https://127.0.0.1 on this machine")
+    return kubeconfig
+
+
+def lane_unavailable_reason() -> str | None:
+    """Why the Knative lane cannot run here, or None."""
+    return netns.unavailable_reason()
+
+
+def build_tools(lane: bool) -> bool:
+    """Build what this run needs (cached); False when the build failed."""
+    what = "lane" if lane else "plane"
+    _say(f"building the {'control plane and Knative lane' if lane else 'control plane'} "
+         "tools where missing (cached in .cache/tools)")
+    result = subprocess.run(["bash", str(project_root() / "hack" / "build-tools.sh"), what])
+    return result.returncode == 0
+
+
+def local_cluster(plane: LocalControlPlane) -> tuple[str, bool]:
+    """Start (or reuse) the local cluster; return its kubeconfig and whether Knative runs."""
+    choice = os.environ.get("KNATIVE", "lane")
+    why_not = "KNATIVE=stand-in was asked for" if choice == "stand-in" else \
+        lane_unavailable_reason()
+    if why_not is None and not build_tools(lane=True):
+        why_not = "the Knative lane's tools did not build (see above)"
+    if why_not is None:
+        started = time.monotonic()
+        try:
+            state = plane.up(lane=True, progress=_say)
+            _say(f"local cluster with Knative Serving {state.knative_version} ready "
+                 f"({time.monotonic() - started:.1f}s)")
+            return state.kubeconfig, True
+        except (ControlPlaneError, netns.NetnsError, RuntimeError) as exc:
+            why_not = f"the Knative lane did not start: {exc}"
+    _say(f"NOT running real Knative: {why_not}.")
+    _say("Falling back to the control plane with the Knative stand-in CRD: Knative Services "
+         "are stored but nothing makes them Ready, so InferenceServices stay not Ready.")
+    if not build_tools(lane=False):
+        raise RunError("the control-plane tools did not build")
+    state = plane.up(progress=_say)
+    return state.kubeconfig, False
+
+
+# -- what the operator needs in the cluster ---------------------------------------------------
+
+def install(kubeconfig: str, namespace: str, *, stand_ins: bool) -> None:
     root = project_root()
     # A CRD a local operator left pointing at its loopback conversion webhook (it was
     # killed) cannot be re-applied as is: point it back at the shipped Service first.
@@ -61,11 +155,12 @@ def install(kubeconfig: str, namespace: str) -> None:
              json.dumps(shipped_conversion_patch()), check=False)
     for crd in sorted((root / "crds").glob("*.yaml")):
         _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    for stand_in in sorted((root / "hack" / "dev-crds").glob("*.yaml")):
-        name = yaml.safe_load(stand_in.read_text())["metadata"]["name"]
-        if _kubectl(kubeconfig, "get", "crd", name, check=False).returncode != 0:
-            print(f"{name} is not installed; installing the development stand-in")
-            _kubectl(kubeconfig, "apply", "-f", str(stand_in))
+    if stand_ins:
+        for stand_in in sorted((root / "hack" / "dev-crds").glob("*.yaml")):
+            name = yaml.safe_load(stand_in.read_text())["metadata"]["name"]
+            if _kubectl(kubeconfig, "get", "crd", name, check=False).returncode != 0:
+                _say(f"{name} is not installed; installing the development stand-in")
+                _kubectl(kubeconfig, "apply", "-f", str(stand_in))
     _kubectl(kubeconfig, "wait", "--for=condition=Established", "crd", "--all",
              "--timeout=60s")
     if _kubectl(kubeconfig, "get", "namespace", namespace, check=False).returncode != 0:
@@ -80,18 +175,72 @@ def install(kubeconfig: str, namespace: str) -> None:
             "data": OperatorConfig().to_configmap_data(),
         }
         _kubectl(kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(configmap))
-        print(f"created {namespace}/{CONFIGMAP_NAME} with the default config")
+        _say(f"created {namespace}/{CONFIGMAP_NAME} with the default config")
+
+
+def print_next_steps(plane: LocalControlPlane | None, kubeconfig: str, knative: bool) -> None:
+    """The exact commands for the user; neither kubectl nor the CLI need be on PATH."""
+    root = project_root()
+    cli = Path(sys.executable).parent / "kfserving-operator"
+    cli_text = os.path.relpath(cli, Path.cwd()) if cli.is_relative_to(Path.cwd()) else str(cli)
+    if plane is not None:
+        run = f"{cli_text} cluster exec --"
+        lines = [
+            f"{run} kubectl apply -f examples/sklearn.yaml",
+            f"{run} kubectl get isvc -w",
+            f"{run} kubectl get ksvc,revisions,pods",
+            f"{cli_text} cluster shell     # a shell with kubectl on PATH and KUBECONFIG set",
+        ]
+        where = ("runs in its own network namespace (only loopback); reach it with"
+                 if knative else "is on loopback; reach it with")
+        _say(f"the cluster {where}:")
+    else:
+        kubectl = find_tool("kubectl")
+        run = f"KUBECONFIG={kubeconfig} {kubectl}"
+        lines = [f"{run} apply -f examples/sklearn.yaml", f"{run} get isvc -w"]
+        _say("try:")
+    for line in lines:
+        print(f"    {line}", flush=True)
+    if plane is not None:
+        _say(f"(from {root}; `make cluster-down` stops the cluster, Ctrl-C only the operator)")
 
 
 def main() -> int:
     namespace = os.environ.get("POD_NAMESPACE", DEFAULT_NAMESPACE)
-    kubeconfig = choose_cluster()
-    install(kubeconfig, namespace)
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    print("starting the operator (Ctrl-C to stop); try: "
-          f"KUBECONFIG={kubeconfig} kubectl apply -f examples/sklearn.yaml")
+    choice = os.environ.get("CLUSTER", "local")
+    plane: LocalControlPlane | None = None
+    try:
+        if choice == "external":
+            kubeconfig = external_cluster(os.environ.get("KUBECONFIG"))
+            operator_kubeconfig = kubeconfig
+            knative = False
+        elif choice == "local":
+            if os.environ.get("KUBECONFIG"):
+                _say(f"ignoring KUBECONFIG={os.environ['KUBECONFIG']}: make run uses its own "
+                     "local cluster; to use that one, say `make run CLUSTER=external "
+                     "KUBECONFIG=...`")
+            plane = LocalControlPlane()
+            kubeconfig, knative = local_cluster(plane)
+            state = plane.state()
+            assert state is not None
+            # Its own identity, so the audit log tells the operator's writes apart.
+            operator_kubeconfig = str(issue_user_kubeconfig(
+                state, OPERATOR_USER, ("system:masters",),
+                Path(state.state_dir) / f"kubeconfig-{OPERATOR_USER}"))
+        else:
+            raise RunError(f"CLUSTER={choice} is not known; use CLUSTER=local (the default) "
+                           "or CLUSTER=external KUBECONFIG=...")
+        install(kubeconfig, namespace, stand_ins=not knative)
+    except (RunError, ControlPlaneError) as exc:
+        print(f"make run: error: {exc}", file=sys.stderr)
+        return 1
+
+    env = {**os.environ, "KUBECONFIG": operator_kubeconfig}
+    port = free_port()
     command = [sys.executable, "-m", "kfserving_operator", "run", "--namespace", namespace,
-               "--webhooks", "local"]
+               "--webhooks", "local", "--webhook-port", str(port)]
+    print_next_steps(plane, kubeconfig, knative)
+    _say(f"starting the operator (webhooks on 127.0.0.1:{port}); Ctrl-C to stop")
     try:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:

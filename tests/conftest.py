@@ -51,12 +51,9 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     cluster.kubectl("create", "namespace", name)
     yield name
-    subprocess.run(
-        [str(cluster.kubectl_path), "--kubeconfig", cluster.kubeconfig, "delete", "namespace",
-         name, "--wait=false", "--ignore-not-found"],
-        check=False,
-        capture_output=True,
-    )
+    subprocess.run(cluster.command("delete", "namespace", name, "--wait=false",
+                                   "--ignore-not-found"),
+                   check=False, capture_output=True)
 
 
 @pytest.fixture(scope="session")

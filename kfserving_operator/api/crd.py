@@ -81,6 +81,13 @@ PRINTER_COLUMNS: list[dict[str, str]] = [
         ),
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    # Not in KFServing: why it is not Ready, the way `kubectl get ksvc` shows it. Last, so
+    # the upstream columns keep their places (and it is blank while Ready).
+    {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": ".status.conditions[?(@.type=='Ready')].reason",
+    },
 ]
 
 V1ALPHA2_PRINTER_COLUMNS: list[dict[str, str]] = [

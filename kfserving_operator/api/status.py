@@ -15,9 +15,10 @@ from kfserving_operator.api.base import ApiModel
 ConditionStatus = Literal["True", "False", "Unknown"]
 CONDITION_STATUSES: Final = ("True", "False", "Unknown")
 
-# Condition types. KFServing 0.6 misspelled two of them ("ExplainerRoutesReady",
-# "TransformerConfigurationeReady"); later KServe fixed the spelling and so do we, so the
-# set is regular: <Component>Ready, <Component>RouteReady, <Component>ConfigurationReady.
+# Condition types: <Component>Ready, <Component>RouteReady, <Component>ConfigurationReady,
+# with upstream's one irregular name kept: every KFServing and KServe release writes the
+# explainer's route condition as "ExplainerRoutesReady" (plural). KFServing 0.6's typo
+# "TransformerConfigurationeReady" was fixed by later KServe, and is fixed here too.
 READY: Final = "Ready"
 PREDICTOR_READY: Final = "PredictorReady"
 TRANSFORMER_READY: Final = "TransformerReady"
@@ -25,7 +26,7 @@ EXPLAINER_READY: Final = "ExplainerReady"
 INGRESS_READY: Final = "IngressReady"
 PREDICTOR_ROUTE_READY: Final = "PredictorRouteReady"
 TRANSFORMER_ROUTE_READY: Final = "TransformerRouteReady"
-EXPLAINER_ROUTE_READY: Final = "ExplainerRouteReady"
+EXPLAINER_ROUTE_READY: Final = "ExplainerRoutesReady"
 PREDICTOR_CONFIGURATION_READY: Final = "PredictorConfigurationReady"
 TRANSFORMER_CONFIGURATION_READY: Final = "TransformerConfigurationReady"
 EXPLAINER_CONFIGURATION_READY: Final = "ExplainerConfigurationReady"
@@ -97,7 +98,13 @@ class Condition(StatusModel):
     last_transition_time: str | None = Field(
         default=None, description="When the condition last changed (RFC 3339)."
     )
-    reason: str | None = Field(default=None, description="One-word CamelCase reason.")
+    reason: str | None = Field(
+        default=None,
+        description=(
+            "Short machine-readable reason, CamelCase, except upstream's IngressReady reasons "
+            "such as 'Predictor ingress not created'."
+        ),
+    )
     message: str | None = Field(default=None, description="Human-readable details.")
 
 

@@ -6,8 +6,14 @@ starts them the way controller-runtime's envtest does: free loopback ports, TLS 
 throw-away CA, RBAC, an admin client-certificate kubeconfig, and etcd data on tmpfs.
 kube-controller-manager runs too, so garbage collection of owned objects is real.
 
+With ``lane=True`` (``cluster up --knative``) the plane runs inside a network namespace of
+its own that has only loopback (:mod:`kfserving_operator.cluster.netns`), and real Knative
+Serving runs beside it (:mod:`kfserving_operator.cluster.lane`). Without it, the plane runs
+on the host's loopback, as the fast integration tests use it.
+
 State lives in one directory (``state.json`` plus logs and certificates) so that a later
-``cluster status`` or ``cluster down`` from another process finds what ``cluster up`` started.
+``cluster status``, ``cluster exec`` or ``cluster down`` from another process finds what
+``cluster up`` started.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from kfserving_operator.cluster import netns
 from kfserving_operator.cluster.certs import (
     KeyPair,
     issue_client_cert,
@@ -92,6 +99,10 @@ class ControlPlaneState:
     etcd_url: str
     etcd_data_dir: str
     pids: dict[str, int]
+    # The holder of the isolated network namespace (None: the host's loopback).
+    netns_pid: int | None = None
+    # The Knative Serving module version when the Knative lane runs.
+    knative_version: str | None = None
 
     def save(self) -> None:
         Path(self.state_dir, "state.json").write_text(json.dumps(asdict(self), indent=2))
@@ -107,7 +118,7 @@ class ControlPlaneState:
             return None
 
 
-def _process_alive(pid: int, expected_name: str) -> bool:
+def process_alive(pid: int, expected_name: str) -> bool:
     """True when ``pid`` runs ``expected_name`` (guards against reused pids)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
@@ -154,8 +165,12 @@ class LocalControlPlane:
         state = self.state()
         if state is None:
             return False
+        if state.netns_pid is not None:
+            if not netns.holder_alive(state.netns_pid, self.state_dir):
+                return False
+            self.enter_namespace(state)
         for name, pid in state.pids.items():
-            if not _process_alive(pid, name):
+            if not process_alive(pid, name):
                 return False
         try:
             return self._readyz_ok(state)
@@ -174,8 +189,17 @@ class LocalControlPlane:
         if state is None:
             return f"no local control plane recorded in {self.state_dir}"
         lines = [f"state: {self.state_dir}", f"apiserver: {state.apiserver_url}"]
+        if state.netns_pid is not None:
+            holder_up = netns.holder_alive(state.netns_pid, self.state_dir)
+            lines.append(f"network namespace (only lo): holder pid {state.netns_pid} "
+                         f"{'running' if holder_up else 'NOT running'}")
+            if not holder_up:
+                return "\n".join(lines)
+            self.enter_namespace(state)
+        if state.knative_version:
+            lines.append(f"knative serving: {state.knative_version}")
         for name, pid in state.pids.items():
-            alive = "running" if _process_alive(pid, name) else "NOT running"
+            alive = "running" if process_alive(pid, name) else "NOT running"
             lines.append(f"{name}: pid {pid} {alive}")
         try:
             code, body = self._api_get(state, "/readyz")
@@ -188,21 +212,71 @@ class LocalControlPlane:
         lines.append(f"KUBECONFIG={state.kubeconfig}")
         return "\n".join(lines)
 
+    def enter_namespace(self, state: ControlPlaneState | None = None) -> None:
+        """Move this process into the plane's network namespace (no-op without one).
+
+        Needed before talking to an isolated plane from Python; subprocesses started
+        afterwards inherit it. Call it before starting threads.
+        """
+        state = state or self.state()
+        if state is None or state.netns_pid is None:
+            return
+        if not netns.holder_alive(state.netns_pid, self.state_dir):
+            raise ControlPlaneError(
+                f"the network namespace of the cluster in {self.state_dir} is gone (its holder, "
+                f"pid {state.netns_pid}, is not running); `cluster down` then `cluster up "
+                "--knative` starts a new one")
+        if not netns.same_namespace(state.netns_pid):
+            netns.enter(state.netns_pid)
+
+    def join_prefix(self) -> list[str]:
+        """The argv prefix that runs a command where the plane is reachable."""
+        state = self.state()
+        if state is None or state.netns_pid is None:
+            return []
+        return netns.join_prefix(state.netns_pid)
+
     # -- lifecycle --------------------------------------------------------------------------
 
-    def up(self, timeout: float = START_TIMEOUT_SECONDS) -> ControlPlaneState:
-        """Start the control plane, or reuse a healthy one; return its state."""
+    def up(self, timeout: float = START_TIMEOUT_SECONDS, *, lane: bool = False,
+           progress: Callable[[str], None] = lambda _: None) -> ControlPlaneState:
+        """Start the control plane, or reuse a healthy one; return its state.
+
+        With ``lane``, the plane and the Knative lane start inside a new isolated network
+        namespace, and this process enters it (see :meth:`enter_namespace`). A healthy
+        plane is reused when it is what was asked for (a lane also serves a plain request);
+        otherwise it is stopped first.
+        """
         existing = self.state()
         if existing is not None and self.is_healthy():
-            return existing
+            if existing.knative_version or not lane:
+                return existing
+            progress(f"stopping the plane in {self.state_dir}: it runs without Knative")
         if existing is not None:
             self.down()
         binaries = {name: find_tool(name) for name in TOOLS}
+        if lane:
+            from kfserving_operator.cluster import lane as knative_lane
+
+            binaries.update({name: find_tool(name) for name in knative_lane.LANE_TOOLS})
+            modules = knative_lane.upstream_modules(project_root())
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        netns_pid = None
+        if lane:
+            netns_pid = netns.start_holder(self.state_dir)
+            try:
+                netns.enter(netns_pid)
+                netns.check_isolated()
+            except BaseException:
+                netns.stop_holder(netns_pid, self.state_dir)
+                raise
+            progress(f"isolated network namespace (only lo) held by pid {netns_pid}")
         pki = self.state_dir / "pki"
         pki.mkdir(exist_ok=True)
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
+        for old_log in logs.glob("*.log*"):  # a new cluster: logs of the last one mislead
+            old_log.unlink()
         self._write_pki(pki)
         self._write_audit_policy(self.state_dir / "audit-policy.yaml")
 
@@ -221,10 +295,12 @@ class LocalControlPlane:
             etcd_url=etcd_url,
             etcd_data_dir=str(etcd_data),
             pids={},
+            netns_pid=netns_pid,
         )
+        state.save()
         self._write_kubeconfig(kubeconfig, api_url, pki)
         try:
-            state.pids["etcd"] = self._spawn(
+            state.pids["etcd"] = self.spawn(
                 logs / "etcd.log",
                 [
                     str(binaries["etcd"]),
@@ -239,16 +315,16 @@ class LocalControlPlane:
                 ],
             )
             state.save()
-            self._wait_for(lambda: self._etcd_healthy(etcd_url), timeout, "etcd", logs)
-            state.pids["kube-apiserver"] = self._spawn(
+            self.wait_for(lambda: self._etcd_healthy(etcd_url), timeout, "etcd", logs)
+            state.pids["kube-apiserver"] = self.spawn(
                 logs / "kube-apiserver.log",
                 [str(binaries["kube-apiserver"]), *self._apiserver_args(pki, etcd_url, api_port)],
             )
             state.save()
-            self._wait_for(
+            self.wait_for(
                 lambda: self._readyz_ok(state), timeout, "kube-apiserver", logs
             )
-            state.pids["kube-controller-manager"] = self._spawn(
+            state.pids["kube-controller-manager"] = self.spawn(
                 logs / "kube-controller-manager.log",
                 [
                     str(binaries["kube-controller-manager"]),
@@ -260,19 +336,25 @@ class LocalControlPlane:
                     f"--secure-port={free_port()}",
                     f"--root-ca-file={pki / 'serving-ca.crt'}",
                     f"--service-account-private-key-file={pki / 'sa.key'}",
-                    "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service",
+                    # The node-lifecycle controller lifts the not-ready taint of the lane's
+                    # fake Node, as in a real cluster; without nodes it is not needed.
+                    "--controllers=*,-nodeipam,-cloud-node-lifecycle,-route,-service"
+                    + ("" if lane else ",-nodelifecycle"),
                     "--v=1",
                 ],
             )
             state.save()
-            self._wait_for(
-                lambda: _process_alive(state.pids["kube-controller-manager"],
+            self.wait_for(
+                lambda: process_alive(state.pids["kube-controller-manager"],
                                        "kube-controller-manager")
                 and self._controller_manager_started(logs),
                 timeout,
                 "kube-controller-manager",
                 logs,
             )
+            progress(f"control plane ready at {api_url}")
+            if lane:
+                knative_lane.KnativeLane(self, state, binaries, modules, progress).start()
         except BaseException:
             self.down()
             raise
@@ -286,39 +368,42 @@ class LocalControlPlane:
             return stopped
         # Reverse start order: the controller manager and apiserver before etcd.
         for name, pid in reversed(list(state.pids.items())):
-            if _process_alive(pid, name):
+            if process_alive(pid, name):
                 try:
                     os.killpg(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     continue
                 deadline = time.monotonic() + 15
-                while _process_alive(pid, name) and time.monotonic() < deadline:
+                while process_alive(pid, name) and time.monotonic() < deadline:
                     time.sleep(0.1)
-                if _process_alive(pid, name):
+                if process_alive(pid, name):
                     os.killpg(pid, signal.SIGKILL)
                 stopped.append(f"{name} (pid {pid})")
             _reap(pid)
             _wait_gone(pid)
+        if state.netns_pid is not None and netns.stop_holder(state.netns_pid, self.state_dir):
+            stopped.append(f"network namespace holder (pid {state.netns_pid})")
         shutil.rmtree(state.etcd_data_dir, ignore_errors=True)
         (self.state_dir / "state.json").unlink(missing_ok=True)
         return stopped
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _spawn(self, log_path: Path, args: list[str]) -> int:
+    def spawn(self, log_path: Path, args: list[str], env: dict[str, str] | None = None) -> int:
+        """Start a server in its own session, logging to ``log_path``; return its pid."""
         log = log_path.open("ab")
         process = subprocess.Popen(
             args,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_clean_env(),
+            env={**_clean_env(), **(env or {})},
             start_new_session=True,  # survives the CLI that started it; down() kills the group
         )
         log.close()
         return process.pid
 
-    def _wait_for(self, check: Callable[[], bool], timeout: float, what: str,
+    def wait_for(self, check: Callable[[], bool], timeout: float, what: str,
                   logs: Path) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -3,7 +3,9 @@
 One reconcile of one InferenceService:
 
 1. Observe: the InferenceService and its children come from the watch cache, so a reconcile
-   of an unchanged world makes no requests at all.
+   of an unchanged world makes no requests at all. Only when Knative reports a component's
+   latest revision failed are that Revision and its pods read (a GET and a labelled LIST),
+   so the status can say why.
 2. Plan: :func:`kfserving_operator.reconcile.plan.plan_reconcile` returns the desired children,
    the children to delete, the new status and the events to post.
 3. Apply only what differs. Each child carries a hash of its desired form; a child whose hash
@@ -17,15 +19,24 @@ import datetime
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kfserving_operator import counters
 from kfserving_operator.api import constants as c
 from kfserving_operator.api.config import OperatorConfig
-from kfserving_operator.k8s.api import KubeApi, KubeError, ResourceNotInstalled
+from kfserving_operator.k8s.api import (
+    ApiUnavailable,
+    KubeApi,
+    KubeError,
+    NamespaceTerminating,
+    ResourceNotInstalled,
+)
 from kfserving_operator.operator.cache import ChildKey, Children, IsvcKey, ObjectCache, identity
 from kfserving_operator.operator.workqueue import Requeue
+from kfserving_operator.reconcile.failure import REVISION_LABEL, failed_revision
 from kfserving_operator.reconcile.plan import Observed, plan_reconcile
 
 logger = logging.getLogger(__name__)
@@ -33,10 +44,23 @@ logger = logging.getLogger(__name__)
 SPEC_HASH_ANNOTATION = f"{c.GROUP}/spec-hash"
 # While a dependency is missing, look again now and then even without a CRD event.
 MISSING_DEPENDENCY_RECHECK_SECONDS = 30.0
+# A namespace seen terminating is left alone this long before a reconcile may try it again
+# (a namespace of the same name may have been created since).
+TERMINATING_NAMESPACE_SECONDS = 30.0
+# Errors that abort a reconcile as a whole rather than become a problem on its status: the
+# API server is unreachable, or the namespace is going away.
+_ABORTING = (ApiUnavailable, NamespaceTerminating)
+
+
+# revision name -> Revision, revision name -> its pods (see Reconciler._read_failed_revisions).
+FailedRevisions = tuple[dict[str, dict[str, Any]], dict[str, tuple[dict[str, Any], ...]]]
 
 
 class ReconcileFailed(Exception):
     """Some writes failed; the status says why and the work queue retries with backoff."""
+
+
+WRITE_FAILURE_REASONS = frozenset({"ApplyFailed", "CreateFailed", "DeleteFailed"})
 
 
 def spec_hash(obj: dict[str, Any]) -> str:
@@ -91,19 +115,54 @@ class Reconciler:
     _applied_versions: dict[IsvcKey, dict[ChildKey, str]] = field(default_factory=dict)
     # - the write failures of the last reconcile, which the status reports.
     _problems: dict[IsvcKey, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # Namespaces seen terminating (monotonic time): their InferenceServices are left alone.
+    _terminating: dict[str, float] = field(default_factory=dict)
+    monotonic: Callable[[], float] = time.monotonic
 
     def forget(self, key: IsvcKey) -> None:
         """Drop what we remember about a deleted InferenceService."""
         self._applied_versions.pop(key, None)
         self._problems.pop(key, None)
 
-    def _observed(self, key: IsvcKey, children: Children) -> Observed:
+    def _observed(self, key: IsvcKey, children: Children,
+                  failures: FailedRevisions | None = None) -> Observed:
+        revisions, pods = failures or ({}, {})
         return Observed(
             ksvcs=children.ksvcs,
             knative_installed=self.dependencies.knative_installed,
             istio_installed=self.dependencies.istio_installed,
             problems=self._problems.get(key, ()),
+            revisions=revisions,
+            pods=pods,
         )
+
+    async def _read_failed_revisions(self, namespace: str, children: Children
+                                     ) -> FailedRevisions:
+        """The Revision and pods of every component whose latest revision Knative failed.
+
+        Best effort: a Revision API that is not served (a stand-in Knative) or a read that
+        fails leaves the status to Knative's own condition message.
+        """
+        revisions: dict[str, dict[str, Any]] = {}
+        pods: dict[str, tuple[dict[str, Any], ...]] = {}
+        if not self.dependencies.knative_installed:
+            return revisions, pods
+        for ksvc in children.ksvcs.values():
+            name = failed_revision(ksvc)
+            if not name:
+                continue
+            try:
+                revision = await self.api.get(c.KNATIVE_API_VERSION, "Revision", name, namespace)
+                if revision is not None:
+                    revisions[name] = revision
+            except KubeError as exc:
+                logger.debug("%s/%s: cannot read the failed revision: %s", namespace, name, exc)
+            try:
+                pods[name] = tuple(await self.api.list(
+                    "v1", "Pod", namespace, label_equals=(REVISION_LABEL, name)))
+            except KubeError as exc:
+                logger.debug("%s/%s: cannot read its pods: %s", namespace, name, exc)
+        return revisions, pods
 
     def _up_to_date(self, key: IsvcKey, desired: dict[str, Any],
                     current: dict[str, Any] | None) -> bool:
@@ -136,6 +195,8 @@ class Reconciler:
                 self._mark_missing(desired)
                 problems.append(_missing_problem(desired))
                 continue
+            except _ABORTING:
+                raise
             except KubeError as exc:
                 problems.append(("ApplyFailed", str(exc)))
                 continue
@@ -153,19 +214,47 @@ class Reconciler:
         elif obj["apiVersion"].startswith(c.ISTIO_GROUP):
             self.dependencies.istio_installed = False
 
+    def _standing_down(self, namespace: str) -> bool:
+        since = self._terminating.get(namespace)
+        if since is None:
+            return False
+        if self.monotonic() - since < TERMINATING_NAMESPACE_SECONDS:
+            return True
+        del self._terminating[namespace]
+        return False
+
     async def reconcile(self, key: IsvcKey) -> None:
+        if self._standing_down(key[0]):
+            return  # no applies, no status, no events: the namespace controller is at work
+        try:
+            await self._reconcile(key)
+        except NamespaceTerminating:
+            if key[0] not in self._terminating:
+                logger.info("namespace %s is terminating; leaving its InferenceServices to "
+                            "the namespace controller", key[0])
+            self._terminating[key[0]] = self.monotonic()
+        except RecursionError:
+            # Decoded, but too deep to process: fail this key alone, in one line.
+            raise ReconcileFailed(f"{key[0]}/{key[1]}: the object is nested too deeply to "
+                                  "process") from None
+
+    async def _reconcile(self, key: IsvcKey) -> None:
         isvc = self.cache.get_isvc(key)
         if isvc is None or isvc.get("metadata", {}).get("deletionTimestamp"):
             return
         config = self.config()
         children = self.cache.children(key)
-        plan = plan_reconcile(isvc, config, self._observed(key, children), self.clock())
+        failures = await self._read_failed_revisions(key[0], children)
+        plan = plan_reconcile(isvc, config, self._observed(key, children, failures),
+                              self.clock())
         problems, wrote = await self._apply_children(key, plan.apply, children)
         for ref in plan.delete:
             try:
                 await self.api.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
                 logger.info("%s/%s: deleted %s %s", key[0], key[1], ref.kind, ref.name)
                 wrote = True
+            except _ABORTING:
+                raise
             except KubeError as exc:
                 problems.append(("DeleteFailed", str(exc)))
         previous_problems = self._problems.get(key, ())
@@ -173,14 +262,23 @@ class Reconciler:
             self._problems[key] = tuple(problems)
         else:
             self._problems.pop(key, None)
+        # A Warning event per new cause of a failed write; a retry hitting the same cause
+        # posts nothing more (the status condition carries it meanwhile).
+        new_causes = [(reason, message) for reason, message in dict.fromkeys(problems)
+                      if reason in WRITE_FAILURE_REASONS and (reason, message)
+                      not in previous_problems]
         if wrote or tuple(problems) != previous_problems:
             # Re-plan so the status tells the truth about what was just written, failed or
             # recovered (one status write now instead of another when the watch catches up).
             children = self.cache.children(key)
-            plan = plan_reconcile(isvc, config, self._observed(key, children), self.clock())
+            plan = plan_reconcile(isvc, config, self._observed(key, children, failures),
+                                  self.clock())
         await self._write_status(isvc, plan.status)
         for event_type, reason, message in plan.events:
             await self.api.post_event(isvc, event_type, reason, message)
+        for reason, message in new_causes:
+            counters.WRITE_FAILURE_EVENTS.inc()
+            await self.api.post_event(isvc, "Warning", reason, message)
         if not (self.dependencies.knative_installed and self.dependencies.istio_installed):
             raise Requeue(MISSING_DEPENDENCY_RECHECK_SECONDS)
         if problems:

@@ -7,8 +7,15 @@ Differences from KFServing 0.6.1, on purpose:
 * the ``Ready`` dependents are every component's ``<C>Ready`` plus ``IngressReady`` (0.6.1
   ignored the transformer and the explainer);
 * ``<C>RouteReady`` mirrors the Knative Service's ``RoutesReady`` and
-  ``<C>ConfigurationReady`` its ``ConfigurationsReady`` (0.6.1 had them swapped), and the
-  type names carry no typos;
+  ``<C>ConfigurationReady`` its ``ConfigurationsReady`` (0.6.1 had them swapped); the
+  explainer's route condition keeps the name every upstream release wrote,
+  ``ExplainerRoutesReady``, and ``TransformerConfigurationReady`` is spelled right (as in
+  later KServe);
+* when a revision failed, ``<C>Ready`` and ``<C>ConfigurationReady`` name the actionable
+  cause (see ``failure``), not Knative's ``RevisionMissing``, and say which revision keeps
+  serving when an older one does;
+* while a component is not ready, ``IngressReady`` carries upstream's reason
+  (``Predictor ingress not created``) with a message that says which component and why;
 * every condition that is not True has a non-empty reason and message;
 * ``Ready`` is computed deterministically: the first False dependent (in the order
   predictor, transformer, explainer, ingress) wins, then the first Unknown; operator-side
@@ -24,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from kfserving_operator.reconcile.common import JsonDict, mapping, sequence, text
+from kfserving_operator.reconcile.failure import RevisionFailure, with_serving
 
 TRUE: Final = "True"
 FALSE: Final = "False"
@@ -54,7 +62,13 @@ def ready_type(component: str) -> str:
 
 
 def route_ready_type(component: str) -> str:
-    """``PredictorRouteReady``, ... (Info)."""
+    """``PredictorRouteReady``, ``TransformerRouteReady``, ``ExplainerRoutesReady`` (Info).
+
+    The explainer's is plural in every KFServing and KServe release (none ever wrote
+    ``ExplainerRouteReady``); clients that read it by name must find it.
+    """
+    if component == "explainer":
+        return "ExplainerRoutesReady"
     return f"{component_title(component)}RouteReady"
 
 
@@ -64,8 +78,9 @@ def configuration_ready_type(component: str) -> str:
 
 
 def not_ready_reason(component: str) -> str:
-    """``PredictorNotReady``: the IngressReady reason while a component holds the gate."""
-    return f"{component_title(component)}NotReady"
+    """``Predictor ingress not created``: upstream's IngressReady reason while a component
+    holds the gate (KFServing 0.6.1 and KServe write exactly these words)."""
+    return f"{component_title(component)} ingress not created"
 
 
 @dataclass(frozen=True)
@@ -128,11 +143,13 @@ def component_conditions(
     ksvc_ref: str,
     ksvc: Mapping[str, Any] | None,
     knative_installed: bool,
+    failure: RevisionFailure | None = None,
 ) -> list[Cond]:
     """``<C>Ready``, ``<C>RouteReady`` and ``<C>ConfigurationReady`` of one component.
 
     ``ksvc_ref`` is ``<namespace>/<name>`` of its Knative Service (for messages), ``ksvc`` the
-    observed object (None when it does not exist yet).
+    observed object (None when it does not exist yet), ``failure`` the actionable cause of its
+    failed latest revision (``failure.revision_failure``), if it failed.
     """
     types = (
         (ready_type(component), READY, None),
@@ -174,6 +191,8 @@ def component_conditions(
                 f"{ksvc_ref}",
                 severity,
             )
+        if failure is not None and knative_type != "RoutesReady" and ksvc_is_current(ksvc):
+            cond = Cond(own_type, FALSE, failure.reason, with_serving(failure, ksvc), severity)
         what = "is not ready" if cond.status == FALSE else "is not ready yet"
         result.append(
             cond.with_defaults(
@@ -189,7 +208,8 @@ def ingress_condition(components: Sequence[tuple[str, Cond]], istio_installed: b
     """``IngressReady``: the gate of the VirtualService.
 
     False when Istio is missing or a component is False, Unknown while a component is
-    Unknown, True when every component is Ready.
+    Unknown, True when every component is Ready. While a component holds the gate the reason
+    is upstream's (``Predictor ingress not created``) and the message says why.
     """
     if not istio_installed:
         return Cond(

@@ -12,7 +12,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -40,10 +40,16 @@ from kfserving_operator.reconcile.conditions import (
     TRUE,
     Cond,
     component_conditions,
+    component_title,
     finalize_conditions,
     ingress_condition,
     ready_condition,
     ready_type,
+)
+from kfserving_operator.reconcile.failure import (
+    RevisionFailure,
+    keep_better,
+    revision_failure,
 )
 from kfserving_operator.reconcile.istio import (
     external_name_service,
@@ -76,6 +82,11 @@ class Observed:
     istio_installed: bool = True
     # (reason, message) of errors the shell hit last time, e.g. ("ApplyFailed", "...").
     problems: tuple[tuple[str, str], ...] = ()
+    # What the shell read about failed revisions (only those ``failure.failed_revision``
+    # names): revision name -> the Revision object, and revision name -> its pods. Either may
+    # be missing; the cause then comes from the Knative Service's own conditions.
+    revisions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    pods: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,24 +113,52 @@ class Plan:
     events: tuple[Event, ...]
 
 
-def _ready_status(status: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
     for cond in status.get("conditions") or ():
-        if isinstance(cond, Mapping) and cond.get("type") == READY:
-            return text(cond.get("status")), text(cond.get("message"))
-    return None, None
+        if isinstance(cond, Mapping) and cond.get("type") == type_:
+            return cond
+    return {}
 
 
-def ready_events(name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Event]:
-    """InferenceServiceReady / InferenceServiceNotReady when Ready enters or leaves True."""
-    old, _ = _ready_status(before)
-    new, message = _ready_status(after)
+def ready_events(name: str, before: Mapping[str, Any], after: Mapping[str, Any],
+                 explained: bool = False) -> list[Event]:
+    """InferenceServiceReady / InferenceServiceNotReady when Ready enters or leaves True.
+
+    ``explained``: a failure event posted with it already says why, so this one does not
+    repeat the message.
+    """
+    old = text(_condition(before, READY).get("status"))
+    new_ready = _condition(after, READY)
+    new, message = text(new_ready.get("status")), text(new_ready.get("message"))
     if new == TRUE and old != TRUE:
         return [("Normal", EVENT_READY, f"InferenceService [{name}] is Ready")]
     if old == TRUE and new != TRUE:
-        detail = f": {message}" if message else ""
+        detail = f": {message}" if message and not explained else ""
         message = f"InferenceService [{name}] is no longer Ready{detail}"
         return [("Warning", EVENT_NOT_READY, message)]
     return []
+
+
+def failure_events(failed: Mapping[str, RevisionFailure], before: Mapping[str, Any],
+                   after: Mapping[str, Any]) -> list[Event]:
+    """One Warning per failed revision cause, when the component's condition first says it.
+
+    Keyed on the stored ``<C>Ready`` condition, so a reconcile that finds the same cause again
+    (another event, a resync, a restart of the operator) posts nothing.
+    """
+    events: list[Event] = []
+    for component, failure in sorted(failed.items()):
+        type_ = ready_type(component)
+        now = _condition(after, type_)
+        if now.get("status") != FALSE or now.get("reason") != failure.reason:
+            continue
+        then = _condition(before, type_)
+        if (then.get("status"), then.get("reason"), then.get("message")) == (
+                FALSE, now.get("reason"), now.get("message")):
+            continue
+        events.append(("Warning", failure.reason,
+                       f"{component_title(component)}: {now.get('message')}"))
+    return events
 
 
 def _generation(raw: Mapping[str, Any]) -> int | None:
@@ -218,6 +257,18 @@ def parse_and_default(
     return result, errors
 
 
+def _failure(component: str, ksvc: Mapping[str, Any] | None, observed: Observed,
+             before: Mapping[str, Any]) -> RevisionFailure | None:
+    """The actionable cause of the component's failed revision, from what the shell read."""
+    if ksvc is None:
+        return None
+    name = text(mapping(ksvc.get("status")).get("latestCreatedRevisionName")) or ""
+    found = revision_failure(ksvc, observed.revisions.get(name), observed.pods.get(name, ()))
+    if found is None:
+        return None
+    return keep_better(found, _condition(before, ready_type(component)))
+
+
 def _plan(raw: dict[str, Any], config: OperatorConfig, observed: Observed, now: datetime) -> Plan:
     metadata = mapping(raw.get("metadata"))
     before = stored_status(raw.get("status"))
@@ -243,6 +294,7 @@ def _plan(raw: dict[str, Any], config: OperatorConfig, observed: Observed, now: 
     events: list[Event] = []
     new_components: JsonDict = {}
     component_conds: list[tuple[str, Cond]] = []
+    failed: dict[str, RevisionFailure] = {}
     conditions: list[Cond] = []
     for name, spec in components:
         ksvc_ref = f"{isvc.namespace}/{knative_service_name(isvc.name, name)}"
@@ -255,7 +307,10 @@ def _plan(raw: dict[str, Any], config: OperatorConfig, observed: Observed, now: 
         if rollout.state:
             annotations[state_key] = rollout.state
         events.extend(rollout.events)
-        conds = component_conditions(name, ksvc_ref, ksvc, observed.knative_installed)
+        failure = _failure(name, ksvc, observed, before)
+        if failure is not None:
+            failed[name] = failure
+        conds = component_conditions(name, ksvc_ref, ksvc, observed.knative_installed, failure)
         conditions.extend(conds)
         component_conds.append((name, next(c for c in conds if c.type == ready_type(name))))
         if observed.knative_installed:
@@ -309,5 +364,7 @@ def _plan(raw: dict[str, Any], config: OperatorConfig, observed: Observed, now: 
     )
     # A multi-model predictor's ConfigMap (modelconfig-<isvc>-0) is created and filled by the
     # TrainedModel controller (operator/trainedmodels.py), which owns its content.
-    events.extend(ready_events(isvc.name, before, after))
+    explained = failure_events(failed, before, after)
+    events.extend(ready_events(isvc.name, before, after, explained=bool(explained)))
+    events.extend(explained)
     return Plan(tuple(applies), deletes, after, tuple(events))

@@ -208,6 +208,9 @@ def test_canary_lifecycle(cluster: Cluster, namespace: str, component: str) -> N
     status = wait_condition(cluster, namespace, "iris", ready_type, "False")
     assert "model not found" in condition(status, ready_type)["message"]
     assert "model not found" in condition(status, "Ready")["message"]
+    assert condition(status, "Ready")["message"].endswith(
+        f"the previous revisions keep serving ({life.rev(3)} 30%, {life.rev(2)} 70%), "
+        f"{life.rev(4)} gets none")
     component_status = status["components"][component]
     # latestRevision resolves to the latest *ready* revision (rev3, at 30%); rev2 keeps 70%.
     assert life.rev(4) not in traffic_by_revision(component_status)

@@ -13,7 +13,7 @@ from tests.support.cluster import Cluster
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "serving.kubeflow.org_inferenceservices.yaml"
 COLUMNS = ["NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION",
-           "LATESTREADYREVISION", "AGE"]
+           "LATESTREADYREVISION", "AGE", "REASON"]
 
 pytestmark = pytest.mark.usefixtures("operator")
 

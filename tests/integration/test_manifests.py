@@ -566,6 +566,17 @@ class OperatorIdentity:
 
     def can(self, verb: str, resource: str, *, namespace: str | None = None,
             subresource: str | None = None) -> bool:
+        if "." in resource and "/" not in resource:
+            # `<plural>.<group>`: asked through a SubjectAccessReview, which (unlike
+            # `kubectl auth can-i`) needs no CRD served for it (Knative's Revisions).
+            plural, group = resource.split(".", 1)
+            attributes = {"verb": verb, "group": group, "resource": plural,
+                          "namespace": namespace or "", "subresource": subresource or ""}
+            review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                      "spec": {"user": self.user, "resourceAttributes": attributes}}
+            out = self.cluster.kubectl("create", "-o", "json", "-f", "-",
+                                       input=json.dumps(review))
+            return bool(json.loads(out)["status"].get("allowed"))
         args = ["auth", "can-i", verb, resource, "--as", self.user]
         args += ["--all-namespaces"] if namespace is None else ["-n", namespace]
         if subresource:
@@ -621,6 +632,9 @@ NEEDED: list[tuple[str, str, str | None, str | None]] = [
                        "services")],
     ("get", "serviceaccounts", "elsewhere", None),
     ("get", "secrets", "elsewhere", None),
+    ("get", "revisions.serving.knative.dev", "elsewhere", None),
+    ("get", "pods", "elsewhere", None),
+    ("list", "pods", "elsewhere", None),
     ("create", "events", "elsewhere", None),
     ("create", "events", "own", None),
     ("get", f"configmaps/{CONFIGMAP_NAME}", "own", None),
@@ -644,8 +658,11 @@ DENIED: list[tuple[str, str, str | None, str | None]] = [
       for verb in ("create", "patch", "delete") for hook in HOOKS],
     ("list", HOOKS[0], None, None),
     ("update", "configmaps", "own", None),
-    ("get", "pods", "elsewhere", None),
     ("create", "pods", "elsewhere", None),
+    ("delete", "pods", "elsewhere", None),
+    ("watch", "pods", None, None),
+    ("list", "revisions.serving.knative.dev", None, None),
+    ("patch", "revisions.serving.knative.dev", "elsewhere", None),
     ("list", "namespaces", None, None),
     ("delete", "namespaces", None, None),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", None, None),

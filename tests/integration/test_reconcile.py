@@ -167,12 +167,21 @@ def test_revision_failure_surfaces_knative_message(cluster: Cluster, namespace: 
     ready = condition(status, "Ready")
     assert ready["reason"] == "RevisionFailed"
     assert 'Back-off pulling image "registry.invalid/missing:1"' in ready["message"]
+    # the old revision keeps serving, and the status says so
+    assert ready["message"].endswith("the previous revision iris-predictor-default-00001 "
+                                     "keeps serving all traffic, iris-predictor-default-00002 "
+                                     "gets none")
     assert condition(status, "PredictorReady")["status"] == "False"
-    # the old revision keeps serving
     assert status["components"]["predictor"]["traffic"][0]["revisionName"] == (
         "iris-predictor-default-00001")
-    events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json"))
-    assert "InferenceServiceNotReady" in [e["reason"] for e in events["items"]]
+    wanted = ("InferenceServiceNotReady", "RevisionFailed")
+
+    def said() -> list[str] | None:
+        items = cluster.get_json("events", "-n", namespace)["items"]
+        found = sorted(e["reason"] for e in items if e["reason"] in wanted)
+        return found if len(found) >= len(wanted) else None
+
+    assert wait_for(said, message="the NotReady and the failure events") == list(wanted)
 
 
 def test_spec_change_bumps_observed_generation(cluster: Cluster, namespace: str) -> None:

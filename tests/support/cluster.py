@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,11 +16,13 @@ from typing import Any
 
 import yaml
 
+from kfserving_operator.cluster import netns
 from kfserving_operator.cluster.localplane import (
     ControlPlaneState,
     LocalControlPlane,
     find_tool,
     issue_user_kubeconfig,
+    process_alive,
     project_root,
 )
 from kfserving_operator.webhooks.legacy_registration import (
@@ -44,19 +47,33 @@ class KubectlError(RuntimeError):
 
 @dataclass
 class Cluster:
-    """A reachable cluster: its kubeconfig, kubectl, and (when local) its state."""
+    """A reachable cluster: its kubeconfig, kubectl, and (when local) its state.
+
+    ``prefix`` is what runs a command where the cluster is reachable: empty on the host's
+    loopback, ``nsenter ...`` for the Knative lane in its own network namespace.
+    """
 
     kubeconfig: str
     kubectl_path: Path
     local_state: ControlPlaneState | None
+    prefix: tuple[str, ...] = ()
 
     @property
     def is_local(self) -> bool:
         return self.local_state is not None
 
+    @property
+    def knative_version(self) -> str | None:
+        """The real Knative Serving the local lane runs, if it does."""
+        return self.local_state.knative_version if self.local_state else None
+
+    def command(self, *args: str) -> list[str]:
+        """argv for a kubectl call against this cluster."""
+        return [*self.prefix, str(self.kubectl_path), "--kubeconfig", self.kubeconfig, *args]
+
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         result = subprocess.run(
-            [str(self.kubectl_path), "--kubeconfig", self.kubeconfig, *args],
+            self.command(*args),
             input=input,
             capture_output=True,
             text=True,
@@ -132,14 +149,47 @@ def bare_local_cluster(state_dir: Path) -> Iterator[Cluster]:
         plane.down()
 
 
-def install_crds(cluster: Cluster) -> None:
-    """Install our CRDs and the Knative/Istio stand-ins, and wait until they are served."""
+@contextmanager
+def start_knative_lane(state_dir: Path) -> Iterator[Cluster]:
+    """The local plane with real Knative Serving, in its own network namespace.
+
+    Started through the CLI (``cluster up --knative``), because joining the namespace is a
+    process-wide change this test process must not make; kubectl and the operator then run
+    inside it through ``nsenter``. Stopped at the end unless ``KFSERVING_KEEP_TEST_CLUSTER``.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "kfserving_operator", "cluster", "up", "--knative",
+         "--state-dir", str(state_dir)],
+        capture_output=True, text=True, timeout=600,
+    )
+    plane = LocalControlPlane(state_dir)
+    if result.returncode != 0:
+        plane.down()
+        raise RuntimeError(f"cluster up --knative failed:\n{result.stdout}\n{result.stderr}")
+    print(f"\n{result.stdout}")
+    state = plane.state()
+    assert state is not None and state.netns_pid is not None
+    try:
+        yield Cluster(state.kubeconfig, _kubectl_binary(), state, tuple(plane.join_prefix()))
+    finally:
+        if not os.environ.get("KFSERVING_KEEP_TEST_CLUSTER"):
+            plane.down()
+            # `cluster down` must leave nothing behind: every recorded process has exited.
+            left = [f"{name} (pid {pid})" for name, pid in state.pids.items()
+                    if process_alive(pid, name)]
+            if netns.holder_alive(state.netns_pid, state_dir.resolve()):
+                left.append(f"network namespace holder (pid {state.netns_pid})")
+            assert not left, f"still running after cluster down: {', '.join(left)}"
+
+
+def install_crds(cluster: Cluster, *, stand_ins: bool = True) -> None:
+    """Install our CRDs (and, unless told not to, the Knative/Istio stand-ins); wait for them."""
     # A CRD a local operator left pointing at its loopback conversion webhook (it was
     # killed, or a kept test cluster is reused) cannot be re-applied from the file as is.
     cluster.kubectl("patch", "crd", ISVC_CRD_NAME, "--type=merge", "-p",
                     json.dumps(shipped_conversion_patch()), check=False)
     files = sorted(PROJECT_CRDS.glob("*.yaml"))
-    if not os.environ.get("KFSERVING_TEST_SKIP_DEV_CRDS"):
+    if stand_ins and not os.environ.get("KFSERVING_TEST_SKIP_DEV_CRDS"):
         files += sorted(DEV_CRDS.glob("*.yaml"))
     names = []
     for path in files:

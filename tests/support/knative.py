@@ -6,6 +6,11 @@ revision ``<ksvc>-0000N`` for every new revision template, and writes the status
 conditions, URL, address, the latest created and ready revisions, and ``spec.traffic``
 resolved into ``status.traffic`` (``latestRevision: true`` resolves to the latest *ready*
 revision, so a failed revision never receives traffic).
+
+It must behave as real Knative Serving measurably does (the e2e tier runs the real thing):
+on a failed first revision the Service's ``Ready`` and ``RoutesReady`` say
+``RevisionMissing`` and only ``ConfigurationsReady`` carries ``RevisionFailed`` with the
+Revision's message; ``status.url`` is there before anything is Ready.
 """
 
 from __future__ import annotations
@@ -98,36 +103,49 @@ class KnativeStandIn:
                 resolved["url"] = f"http://{target['tag']}-{host}"
             traffic.append(resolved)
         created_state = state.ready.get(latest_created)
-        conditions = []
+        # The conditions real Knative Serving writes (measured on the lane, and in
+        # knative.dev/serving's service, configuration and route lifecycles): the Service's
+        # Ready follows the condition marked last, which is RoutesReady; a route with no ready
+        # revision to send traffic to says RevisionMissing, only ConfigurationsReady carries
+        # the Revision's failure.
         if created_state is True:
             conditions = [_condition(t, "True") for t in
                           ("ConfigurationsReady", "Ready", "RoutesReady")]
         elif created_state is False:
             message = (f'Revision "{latest_created}" failed with message: '
                        f"{state.failure[latest_created]}.")
-            conditions = [
-                _condition("ConfigurationsReady", "False", "RevisionFailed", message),
-                _condition("Ready", "False", "RevisionFailed", message),
-                _condition("RoutesReady", "True" if latest_ready else "Unknown"),
-            ]
+            configurations = _condition("ConfigurationsReady", "False", "RevisionFailed", message)
+            if latest_ready:
+                conditions = [configurations,
+                              _condition("Ready", "False", "RevisionFailed", message),
+                              _condition("RoutesReady", "True")]
+            else:
+                missing = f'Configuration "{name}" does not have any ready Revision.'
+                conditions = [configurations,
+                              _condition("Ready", "False", "RevisionMissing", missing),
+                              _condition("RoutesReady", "False", "RevisionMissing", missing)]
+        elif latest_ready:
+            # A newer revision is starting; the route keeps the latest ready one.
+            conditions = [_condition("ConfigurationsReady", "Unknown"),
+                          _condition("Ready", "Unknown"),
+                          _condition("RoutesReady", "True")]
         else:
-            conditions = [
-                _condition("ConfigurationsReady", "Unknown", "RevisionMissing",
-                           f'Configuration "{name}" is waiting for a Revision to become ready.'),
-                _condition("Ready", "Unknown", "RevisionMissing",
-                           f'Configuration "{name}" is waiting for a Revision to become ready.'),
-                _condition("RoutesReady", "True" if latest_ready else "Unknown"),
-            ]
+            waiting = f'Configuration "{name}" is waiting for a Revision to become ready.'
+            conditions = [_condition("ConfigurationsReady", "Unknown"),
+                          _condition("Ready", "Unknown", "RevisionMissing", waiting),
+                          _condition("RoutesReady", "Unknown", "RevisionMissing", waiting)]
+        # The route writes its URL before it can assign traffic; the address and the
+        # traffic only once a revision is ready to receive it.
         status: dict[str, Any] = {
             "observedGeneration": ksvc["metadata"]["generation"],
             "conditions": conditions,
             "latestCreatedRevisionName": latest_created,
-            "traffic": traffic,
+            "url": f"http://{host}",
         }
         if latest_ready:
             status["latestReadyRevisionName"] = latest_ready
-            status["url"] = f"http://{host}"
             status["address"] = {"url": f"http://{name}.{self.namespace}.svc.cluster.local"}
+            status["traffic"] = traffic
         return status
 
 

@@ -145,7 +145,10 @@ def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving
     env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1",
            **(extra_env or {})}
     env.pop("KFSERVING_TEST_KUBECONFIG", None)
-    command = [sys.executable, "-m", "kfserving_operator", "run", "--namespace", namespace,
+    # On the Knative lane the operator runs inside the lane's network namespace (nsenter
+    # execs it in place, so signals reach it directly).
+    command = [*cluster.prefix, sys.executable, "-m", "kfserving_operator", "run",
+               "--namespace", namespace,
                "--webhooks", webhook_mode, "--webhook-port", str(port), "--verbose"]
     if webhook_mode == "cluster":
         # Out of a pod, cluster mode still listens on loopback for the test to reach.

@@ -75,6 +75,7 @@ def test_printer_columns() -> None:
         ("PrevRolledoutRevision", "string", f"{traffic}[?(@.tag=='prev')].revisionName"),
         ("LatestReadyRevision", "string", f"{traffic}[?(@.latestRevision==true)].revisionName"),
         ("Age", "date", ".metadata.creationTimestamp"),
+        ("Reason", "string", ".status.conditions[?(@.type=='Ready')].reason"),
     ]
 
 

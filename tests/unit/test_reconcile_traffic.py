@@ -251,11 +251,16 @@ def test_canary_lifecycle() -> None:
     assert "Back-off pulling image" in conds["PredictorReady"]["message"]
     assert conds["Ready"]["reason"] == "RevisionFailed"
     assert conds["IngressReady"]["status"] == "False"
-    assert conds["IngressReady"]["reason"] == "PredictorNotReady"
+    assert conds["IngressReady"]["reason"] == "Predictor ingress not created"
     assert plan.status["url"] == url_before
     assert status["url"] == "http://iris-predictor-default.default.example.com"
     assert [k["kind"] for k in plan.apply] == ["Service", "Service"]  # no VirtualService
-    assert event_reasons(plan) == ["InferenceServiceNotReady"]
+    assert conds["PredictorReady"]["message"].endswith(
+        f"the previous revisions keep serving ({rev(3)} 10%, {rev(2)} 90%), {rev(4)} gets none")
+    # Said once: the failure event carries the cause, the NotReady event does not repeat it.
+    assert event_reasons(plan) == ["InferenceServiceNotReady", "RevisionFailed"]
+    assert plan.events[0][2] == "InferenceService [iris] is no longer Ready"
+    assert step(obj, observed(predictor=failed)).events == ()
 
 
 def test_promotion_recorded_from_observed_traffic_even_when_canary_set() -> None:

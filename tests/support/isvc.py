@@ -1,0 +1,58 @@
+"""Reading InferenceServices and Knative's objects in tests: status, conditions, waits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.support.cluster import Cluster, wait_for
+
+KSVC = "services.serving.knative.dev"
+
+
+def get_or_none(cluster: Cluster, *args: str) -> dict[str, Any] | None:
+    """``kubectl get ... -o json``, or None when it is not there."""
+    out = cluster.kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(out) if out else None
+
+
+def isvc(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return cluster.get_json("isvc", name, "-n", namespace)
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The condition ``kind`` of an object's status ({} when absent)."""
+    for cond in obj.get("status", {}).get("conditions", []) or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return {}
+
+
+def wait_ready(cluster: Cluster, namespace: str, name: str,
+               timeout: float = 60) -> dict[str, Any]:
+    """Wait until the InferenceService is Ready for its current generation; return it."""
+    def ready() -> dict[str, Any] | None:
+        obj = get_or_none(cluster, "isvc", name, "-n", namespace)
+        if not obj:
+            return None
+        current = obj.get("status", {}).get("observedGeneration") == \
+            obj["metadata"]["generation"]
+        return obj if current and condition(obj, "Ready").get("status") == "True" else None
+
+    def last_seen() -> str:
+        obj = get_or_none(cluster, "isvc", name, "-n", namespace) or {}
+        return json.dumps(obj.get("status"), indent=1)
+
+    try:
+        result: dict[str, Any] = wait_for(ready, timeout=timeout,
+                                          message=f"isvc {namespace}/{name} Ready")
+    except TimeoutError as exc:
+        children = cluster.kubectl("get", "ksvc,revisions,pods", "-n", namespace, check=False)
+        raise TimeoutError(f"{exc}\nlast status: {last_seen()}\n{children}") from None
+    return result
+
+
+def names(cluster: Cluster, resource: str, namespace: str) -> set[str]:
+    """Names of the objects of one resource in a namespace."""
+    out = cluster.kubectl("get", resource, "-n", namespace, "-o", "name", check=False)
+    return {line.split("/", 1)[1] for line in out.split() if "/" in line}
