@@ -153,3 +153,15 @@ def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving
     finally:
         running.stop()
         print(f"\n--- operator log tail ({log_path}) ---\n{running.log()[-3000:]}")
+
+
+@contextmanager
+def operator_unless_external(cluster: Cluster, tmp_dir: Path) -> Iterator[
+        OperatorProcess | None]:
+    """The operator for a test session, or None when ``KFSERVING_TEST_OPERATOR=external``
+    says it already runs in the cluster (installed by Helm on kind, say)."""
+    if os.environ.get("KFSERVING_TEST_OPERATOR") == "external":
+        yield None
+        return
+    with run_operator(cluster, tmp_dir) as running:
+        yield running
