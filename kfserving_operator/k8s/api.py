@@ -279,6 +279,8 @@ class KubeApi:
 
     async def reachable(self) -> bool:
         """True when the API server answers at all (``GET /version``)."""
+        # lightkube has no call for a non-resource path; its HTTP client (the innermost
+        # ``_client``) carries the base URL and the credentials.
         try:
             response = await self._client._client._client.get("/version", timeout=5.0)
         except _TRANSPORT_ERRORS:

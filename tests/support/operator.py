@@ -25,6 +25,8 @@ from tests.support.cluster import Cluster, wait_for
 
 OPERATOR_USER = "kfserving-operator"
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# What the operator logs once its webhook configurations are registered.
+REGISTERED_LINE = b"webhook configurations registered"
 
 
 @dataclass
@@ -53,12 +55,22 @@ class OperatorProcess:
 
     def start(self) -> None:
         """Start (again), appending to the same log, and wait for the webhooks."""
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                         env=self.env)
         log.close()
-        wait_for(lambda: self.process.poll() is not None
-                 or _webhooks_registered(self.cluster, self.webhook_port, self.mode),
+
+        def registered() -> bool:
+            # This process's own registration: a configuration left by an earlier process
+            # (killed, or in cluster mode, which keeps it) must not count.
+            with self.log_path.open("rb") as handle:
+                handle.seek(offset)
+                if REGISTERED_LINE not in handle.read():
+                    return False
+            return _webhooks_registered(self.cluster, self.webhook_port, self.mode)
+
+        wait_for(lambda: self.process.poll() is not None or registered(),
                  timeout=60, message="operator webhooks to register")
         if self.process.poll() is not None:
             raise RuntimeError(f"operator exited early:\n{self.log()[-4000:]}")
