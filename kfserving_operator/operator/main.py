@@ -3,7 +3,8 @@
 Start-up, in this order, each step fatal with one line if it fails (no retry loop):
 
 1. the probe/metrics server (liveness answers from now on; readiness does not yet);
-2. the config, and the leader elector (only the leader issues a self-managed certificate);
+2. the leader elector, and the config (only the leader writes: the last good config, the
+   events, a self-managed certificate);
 3. the webhooks: served, then registered;
 4. the cache primed with every existing child: readiness turns true;
 5. kopf's watches (every replica watches and serves admission; only the leader's reconcile
@@ -101,14 +102,15 @@ async def _serve(runtime: Runtime) -> None:
     elector_task: asyncio.Task[None] | None = None
     leading_task: asyncio.Task[None] | None = None
     try:
-        await load_config(runtime)
-        new_reconciler(runtime)
         if options.leader_election:
+            # First: until it leads, this replica writes nothing (not even at start-up).
             runtime.elector = LeaderElector(
                 runtime.api, name=LEASE_NAME, namespace=options.namespace,
                 identity=options.identity, timing=options.lease_timing,
                 on_change=lambda leading: runtime.metrics.leader.set(1 if leading else 0))
             elector_task = asyncio.create_task(runtime.elector.run(), name="leader-election")
+        await load_config(runtime)
+        new_reconciler(runtime)
         # Start-up may wait (for the leader to issue the certificate, say): a signal ends it.
         if not await _until_stopped(_get_ready(runtime), stop_requested):
             return

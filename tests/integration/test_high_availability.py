@@ -167,6 +167,7 @@ def test_two_replicas_only_the_leader_writes_handover_and_rolling_restart(
         return replica
 
     try:
+        start_offset = audit.stat().st_size
         a, b = replicas.new("a"), replicas.new("b", "--log-format", "json")
         for replica in (a, b):  # both at once, as a Deployment's first rollout does
             replica.start()
@@ -175,6 +176,12 @@ def test_two_replicas_only_the_leader_writes_handover_and_rolling_restart(
             replica.wait_ready()
         leader_name = wait_for(replicas.holder, timeout=30, message="a leader")
         leader, follower = (a, b) if leader_name == "a" else (b, a)
+        # Starting, the follower at most registers the webhooks it serves (every replica
+        # makes sure of that); the config, events and the rest are the leader's.
+        started_writes = [e for e in writes_by_user(audit_writes(audit, start_offset)).get(
+            follower.user, []) if e.get("objectRef", {}).get("resource") not in (
+                "mutatingwebhookconfigurations", "validatingwebhookconfigurations")]
+        assert started_writes == [], [describe(e) for e in started_writes]
 
         # -- 1. only the leader writes -------------------------------------------------------
         offset = audit.stat().st_size
