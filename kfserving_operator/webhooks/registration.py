@@ -17,6 +17,8 @@ an operator outage can never block the operator's own pod or anyone else's workl
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from kfserving_operator.api import constants as c
@@ -30,6 +32,26 @@ VALIDATOR_NAME = "inferenceservice.kfserving-webhook-server.v1beta1.validator"
 POD_MUTATOR_NAME = "inferenceservice.kfserving-webhook-server.pod-mutator"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kfserving-operator"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one webhook of an existing configuration sends its reviews."""
+
+    url: str | None = None
+    service: str | None = None  # "namespace/name"
+
+
+def endpoints(configuration: dict[str, Any]) -> Iterator[Endpoint]:
+    """The endpoints of every webhook in a Mutating/ValidatingWebhookConfiguration."""
+    for hook in configuration.get("webhooks") or []:
+        client = hook.get("clientConfig") or {}
+        service = client.get("service")
+        if service:
+            yield Endpoint(service=f"{service.get('namespace')}/{service.get('name')}")
+        elif client.get("url"):
+            yield Endpoint(url=str(client["url"]))
 
 
 def url_client_config(base_url: str, path: str, ca_bundle: bytes) -> dict[str, Any]:
