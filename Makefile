@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 BIN := .cache/bin
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools run test test-unit test-integration lint crds crds-check conformance \
-        cluster-up cluster-down clean
+.PHONY: all venv tools run test test-unit test-integration test-lowest lint crds crds-check \
+        conformance lock image cluster-up cluster-down clean
 
 all: test
 
@@ -55,6 +55,20 @@ lint: venv
 ## Every rendered example and golden child through Knative's and Istio's own Go code.
 conformance: venv tools
 	bash hack/run-conformance.sh
+
+## The lowest versions pyproject.toml allows, in .cache/venv-lowest: import and unit tests.
+test-lowest: venv
+	bash hack/test-lowest.sh
+
+## requirements.lock: every runtime dependency of the image pinned with its hashes.
+lock: venv
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 --universal --generate-hashes \
+	  pyproject.toml hack/image/build-requirements.in -o requirements.lock
+
+## Build the Dockerfile with buildah (no Docker, no registry), check it runs, print its size.
+## Needs root; about 100 s, plus about a minute once for the Debian base (see the script).
+image:
+	bash hack/build-image.sh
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
