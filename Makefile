@@ -9,7 +9,7 @@ BIN := .cache/bin
 PYTEST_ARGS ?=
 
 .PHONY: all venv tools run test test-unit test-integration test-lowest lint crds crds-check \
-        conformance lock image cluster-up cluster-down clean
+        conformance lock image sdk-venv cluster-up cluster-down clean
 
 all: test
 
@@ -70,13 +70,18 @@ lock: venv
 image:
 	bash hack/build-image.sh
 
+## The published kfserving 0.6.1 SDK in .cache/venv-kfserving-sdk for the e2e tier (cached;
+## rebuilt only when tests/support/sdk.py changes).
+sdk-venv: venv
+	$(PY) -m tests.support.sdk
+
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: venv tools
+test-integration: venv tools sdk-venv
 	$(VENV)/bin/pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
-test: venv tools
+test: venv tools sdk-venv
 	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
 	@if [ -f hack/run-conformance.sh ]; then bash hack/run-conformance.sh; fi
 

@@ -37,7 +37,7 @@ def test_every_runtime_dependency_is_pinned_with_hashes_within_its_bounds() -> N
     for requirement in wanted:
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{name} is missing from requirements.lock: run `make lock`"
-        version, hashes = pins[name]
+        version, _ = pins[name]
         assert requirement.specifier.contains(version), (
             f"requirements.lock pins {name}=={version}, outside {requirement}: run `make lock`")
     unhashed = [name for name, (_, hashes) in pins.items() if hashes == 0]
