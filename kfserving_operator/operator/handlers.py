@@ -470,6 +470,25 @@ async def _cluster_certificate(runtime: Runtime) -> certificates.ServingCertific
     return certificates.from_secret(await _current_secret(runtime), runtime.cert_files)
 
 
+async def _installation_owner(runtime: Runtime) -> dict[str, Any] | None:
+    """An ownerReference to the installed webhook Service, for what the operator creates in
+    its namespace (certificate Secret, last-good config): uninstalling the manifests deletes
+    the Service, and the garbage collector then deletes those too. None without the Service
+    (`make run`) or when it cannot be read."""
+    assert runtime.api is not None
+    try:
+        service = await runtime.api.get("v1", "Service", certificates.SERVICE_NAME,
+                                        runtime.options.namespace)
+    except KubeError as exc:
+        logger.warning("cannot read the webhook Service to own what the operator creates: %s",
+                       exc)
+        return None
+    if service is None:
+        return None
+    return {"apiVersion": "v1", "kind": "Service", "name": service["metadata"]["name"],
+            "uid": service["metadata"]["uid"]}
+
+
 async def _current_secret(runtime: Runtime) -> dict[str, Any]:
     """The certificate Secret; only the leader issues or renews it.
 
@@ -486,8 +505,14 @@ async def _current_secret(runtime: Runtime) -> dict[str, Any]:
         if secret is not None and not certificates.secret_needs_renewal(secret, now):
             return secret
         if runtime.leading:
+            # Owned by the installed webhook Service, so uninstalling removes it too, unless
+            # the installation asks to keep it (KFSERVING_KEEP_CERT_SECRET, the chart's
+            # certificate.keepOnUninstall) or there is no such Service (`make run`).
+            owner = None
+            if os.environ.get("KFSERVING_KEEP_CERT_SECRET", "").lower() not in ("1", "true"):
+                owner = await _installation_owner(runtime)
             secret = await api.apply(certificates.new_secret(
-                certificates.SERVICE_NAME, options.namespace, previous=secret))
+                certificates.SERVICE_NAME, options.namespace, previous=secret, owner=owner))
             logger.info("issued a new webhook serving certificate into secret %s/%s",
                         options.namespace, certificates.SECRET_NAME)
             return secret

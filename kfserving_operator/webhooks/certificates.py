@@ -138,13 +138,17 @@ def _first_pem_certificate(bundle: bytes) -> bytes:
     return bundle[:index + len(end)] + b"\n" if index >= 0 else b""
 
 
-def new_secret(service: str, namespace: str,
-               previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def new_secret(service: str, namespace: str, previous: dict[str, Any] | None = None,
+               owner: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Secret holding a fresh CA and a serving certificate for the webhook Service.
 
     ``ca.crt`` also keeps the CA of ``previous`` (the Secret being renewed): replicas that
     still serve the previous certificate stay trusted by the ``caBundle`` until they load
     the new one.
+
+    With ``owner`` (an ownerReference to the installed webhook Service), the Secret carries
+    it: uninstalling the manifests deletes the Service, and the garbage collector then
+    deletes the Secret the operator created, while upgrades keep both.
     """
     ca = new_ca("kfserving-webhook-ca")
     pair = issue_serving_cert(ca, f"{service}.{namespace}.svc",
@@ -157,10 +161,13 @@ def new_secret(service: str, namespace: str,
     def b64(raw: bytes) -> str:
         return base64.b64encode(raw).decode()
 
+    metadata: dict[str, Any] = {"name": SECRET_NAME, "namespace": namespace}
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": SECRET_NAME, "namespace": namespace},
+        "metadata": metadata,
         "type": "kubernetes.io/tls",
         "data": {"tls.crt": b64(pair.cert_pem), "tls.key": b64(pair.key_pem),
                  "ca.crt": b64(bundle)},

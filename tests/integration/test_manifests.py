@@ -15,6 +15,7 @@ import copy
 import json
 import os
 import subprocess
+import time
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -35,7 +36,8 @@ from kfserving_operator.cluster.localplane import find_tool, project_root
 from kfserving_operator.k8s.leader import lease_object, next_record, record_of
 from kfserving_operator.operator.handlers import LEASE_NAME
 from kfserving_operator.webhooks import certificates, registration
-from tests.support.cluster import Cluster, KubectlError, wait_established
+from tests.support.cluster import Cluster, KubectlError, wait_established, wait_for
+from tests.support.operator import run_operator
 
 ROOT = project_root()
 CRD_FILE = "serving.kubeflow.org_inferenceservices.yaml"
@@ -788,3 +790,86 @@ def test_rbac_real_requests_as_the_service_account(cluster: Cluster,
              registration.validating_configuration(client_config)]
     identity.kubectl(*apply, "--force-conflicts", "--dry-run=server", "-f", "-",
                      input=yaml.safe_dump_all(hooks))
+
+
+# -- values schema, helm upgrade and helm uninstall on a real cluster -----------------------
+
+@pytest.mark.parametrize(("setting", "complaint"), [
+    ("webhok.port=9443", "additional properties 'webhok' not allowed"),
+    ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+    ("webhook.port=http", "/webhook/port"),
+    ("resources.limits.cpu=-1", "/resources/limits/cpu"),
+    ("certManager.enabled=yes", "/certManager/enabled"),
+    ("configUpgradePolicy=merge", "/configUpgradePolicy"),
+])
+def test_helm_values_schema_refuses_unknown_and_mistyped_values(
+        helm: Helm, setting: str, complaint: str) -> None:
+    with pytest.raises(CommandFailed) as refused:
+        helm.template("--set", setting)
+    assert complaint in str(refused.value)
+
+
+def _ingress_domain(cluster: Cluster) -> str:
+    data = cluster.get_json("configmap", CONFIGMAP_NAME, "-n", NAMESPACE)["data"]
+    return str(json.loads(data["ingress"])["ingressDomain"])
+
+
+def _cert_secret(cluster: Cluster) -> dict[str, Any] | None:
+    out = cluster.kubectl("get", "secret", certificates.SECRET_NAME, "-n", NAMESPACE,
+                          "-o", "json", "--ignore-not-found")
+    return json.loads(out) if out else None
+
+
+def test_helm_upgrade_keeps_config_edits_and_uninstall_removes_the_certificate(
+        bare_cluster: Cluster, helm: Helm, tmp_path: Path) -> None:
+    """Installed with the real helm on a control plane of its own: a kubectl edit of
+    inferenceservice-config survives `helm upgrade` (configUpgradePolicy=keep, the default)
+    and is replaced with reset; `helm uninstall` removes the Secret the operator created,
+    unless certificate.keepOnUninstall is set."""
+    cluster = bare_cluster
+    release = ["kfserving-operator", str(CHART), "--namespace", NAMESPACE,
+               "--kubeconfig", cluster.kubeconfig]
+    default_domain = _default_config_objects()["ingress"]["ingressDomain"]
+    helm("install", *release, "--create-namespace")
+    # The operator (cluster mode, outside a pod) issues its certificate into the Secret.
+    with run_operator(cluster, tmp_path, webhook_mode="cluster"):
+        secret = _cert_secret(cluster)
+    assert secret is not None
+    service = cluster.get_json("service", certificates.SERVICE_NAME, "-n", NAMESPACE)
+    assert secret["metadata"]["ownerReferences"] == [{
+        "apiVersion": "v1", "kind": "Service", "name": certificates.SERVICE_NAME,
+        "uid": service["metadata"]["uid"]}]
+
+    edited = dict(json.loads(cluster.get_json("configmap", CONFIGMAP_NAME, "-n", NAMESPACE)
+                             ["data"]["ingress"]), ingressDomain="edited.example.org")
+    cluster.kubectl("patch", "configmap", CONFIGMAP_NAME, "-n", NAMESPACE, "--type=merge",
+                    "-p", json.dumps({"data": {"ingress": json.dumps(edited)}}))
+    helm("upgrade", *release)
+    assert _ingress_domain(cluster) == "edited.example.org"
+    # An upgrade keeps the Service, so the Secret stays with it.
+    assert _cert_secret(cluster) is not None
+    helm("upgrade", *release, "--set", "configUpgradePolicy=reset")
+    assert _ingress_domain(cluster) == default_domain
+
+    helm("uninstall", *release[:1], "--namespace", NAMESPACE, "--kubeconfig",
+         cluster.kubeconfig, "--wait")
+    assert wait_for(lambda: _cert_secret(cluster) is None, timeout=60,
+                    message="the garbage collector to delete the certificate Secret")
+    for kind in ("configmap/" + CONFIGMAP_NAME, "service/" + certificates.SERVICE_NAME):
+        assert not cluster.kubectl("get", kind, "-n", NAMESPACE, "--ignore-not-found")
+
+    # certificate.keepOnUninstall: the operator adds no ownerReference and the Secret stays.
+    helm("install", *release, "--set", "certificate.keepOnUninstall=true")
+    deployment = cluster.get_json("deployment", "kfserving-controller-manager", "-n", NAMESPACE)
+    env = _env(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["KFSERVING_KEEP_CERT_SECRET"] == "true"
+    (tmp_path / "keep").mkdir()
+    with run_operator(cluster, tmp_path / "keep", webhook_mode="cluster",
+                      extra_env={"KFSERVING_KEEP_CERT_SECRET": "true"}):
+        pass
+    kept = _cert_secret(cluster)
+    assert kept is not None and "ownerReferences" not in kept["metadata"]
+    helm("uninstall", *release[:1], "--namespace", NAMESPACE, "--kubeconfig",
+         cluster.kubeconfig, "--wait")
+    time.sleep(2)  # give the garbage collector the chance it must not take
+    assert _cert_secret(cluster) is not None
