@@ -51,6 +51,7 @@ crds-check: venv
 lint: venv
 	$(VENV)/bin/ruff check kfserving_operator tests benchmarks
 	$(VENV)/bin/mypy
+	bash hack/lint-workflows.sh
 
 ## Every rendered example and golden child through Knative's and Istio's own Go code.
 conformance: venv tools
