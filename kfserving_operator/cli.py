@@ -146,6 +146,7 @@ def run_options(args: argparse.Namespace) -> OperatorOptions:
         lease_timing=args.lease_timing,
         drain_seconds=(5.0 if in_cluster else 1.0) if args.shutdown_drain_seconds is None
         else args.shutdown_drain_seconds,
+        watch_namespaces=tuple(sorted(set(args.watch_namespaces or ()))),
     )
 
 
@@ -187,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", default=None,
                      help="namespace of the operator, its ConfigMap and its Lease "
                           "(default: $POD_NAMESPACE or kfserving-system)")
+    run.add_argument("--watch-namespace", dest="watch_namespaces", action="append",
+                     metavar="NAMESPACE",
+                     help="reconcile and admit InferenceServices only in this namespace "
+                          "(repeatable); needs only namespaced read access. Default: all")
     run.add_argument("--webhooks", choices=["auto", "local", "cluster", "off"], default="auto",
                      help="local: serve on loopback and register a url clientConfig; "
                           "cluster: serve for a Service reference; auto: cluster when in a pod")

@@ -100,6 +100,11 @@ class OperatorOptions:
     identity: str = field(default_factory=default_identity)
     # After SIGTERM: not ready at once, then keep answering admission this long.
     drain_seconds: float = 0.0
+    # Empty: every namespace. Otherwise only these, with namespaced reads only.
+    watch_namespaces: tuple[str, ...] = ()
+
+    def watches(self, namespace: str | None) -> bool:
+        return not self.watch_namespaces or namespace in self.watch_namespaces
 
 
 @dataclass
@@ -183,9 +188,12 @@ async def prime_cache(runtime: Runtime) -> None:
     kinds = (("v1", "Service", None),
              (c.KNATIVE_API_VERSION, "Service", "knative_installed"),
              (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
+    # Cluster-wide: one LIST per type; namespace-scoped: one per type and watched namespace.
+    scopes: tuple[str | None, ...] = runtime.options.watch_namespaces or (None,)
     for api_version, kind, dependency in kinds:
         try:
-            children = await runtime.api.list(api_version, kind, has_label=c.ISVC_LABEL)
+            children = [child for scope in scopes for child in await runtime.api.list(
+                api_version, kind, namespace=scope, has_label=c.ISVC_LABEL)]
         except ResourceNotInstalled:
             if dependency:
                 setattr(runtime.dependencies, dependency, False)
@@ -344,8 +352,10 @@ async def _register_webhooks(runtime: Runtime, client_config: Any) -> None:
     api, options = runtime.api, runtime.options
     assert api is not None
     wrote = False
-    for desired in (registration.mutating_configuration(client_config, options.namespace),
-                    registration.validating_configuration(client_config)):
+    for desired in (registration.mutating_configuration(client_config, options.namespace,
+                                                  options.watch_namespaces),
+                    registration.validating_configuration(client_config,
+                                                    options.watch_namespaces)):
         current = await api.get(desired["apiVersion"], desired["kind"],
                                 desired["metadata"]["name"])
         if current is not None and is_subset(
@@ -588,7 +598,10 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         if runtime.reconciler is not None:
             runtime.reconciler.forget(key)
 
-    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
+    def _watched(**kwargs: Any) -> bool:
+        return runtime.options.watches(kwargs.get("namespace"))
+
+    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, when=_watched, registry=registry)
     async def inference_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         obj = dict(body)
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
@@ -640,15 +653,17 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                 report = poison.record_unprocessable(obj)
         await poison.report(runtime.writer, report)
 
-    @kopf.on.event(c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services", registry=registry)
+    @kopf.on.event(c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services", when=_watched,
+                   registry=registry)
     async def knative_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         await _labelled_child_event(type, body)
 
-    @kopf.on.event(c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices", registry=registry)
+    @kopf.on.event(c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices", when=_watched,
+                   registry=registry)
     async def virtual_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         await _labelled_child_event(type, body)
 
-    @kopf.on.event("", "v1", "services", registry=registry)
+    @kopf.on.event("", "v1", "services", when=_watched, registry=registry)
     async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         await _labelled_child_event(type, body)
 
@@ -666,6 +681,11 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                                                 message)
             return
         await _take_config(runtime, dict(body))
+
+    if runtime.options.watch_namespaces:
+        # CRDs are cluster-wide objects: a namespace-scoped operator learns whether Knative
+        # and Istio are installed at start only.
+        return registry
 
     def _is_dependency_crd(**kwargs: Any) -> bool:
         return kwargs["name"] in {KNATIVE_CRD, ISTIO_CRD}
@@ -687,6 +707,9 @@ def operator_settings(runtime: Runtime) -> kopf.OperatorSettings:
     """kopf's settings: no Event posting, long watches, server-side filters, paged lists."""
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # no Event writes for log lines
+    if runtime.options.watch_namespaces:
+        # No cluster-wide reads: kopf neither lists namespaces nor watches CRDs.
+        settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60

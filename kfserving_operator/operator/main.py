@@ -70,9 +70,10 @@ def run_operator(options: OperatorOptions) -> int:
     """Run until stopped; returns the process exit code (1 when start-up fails)."""
     quiet_request_retries()
     runtime = Runtime(options)
-    logger.info("starting: namespace=%s webhooks=%s leader-election=%s identity=%s",
-                options.namespace, options.webhook_mode,
-                "on" if options.leader_election else "off", options.identity)
+    logger.info("starting: namespace=%s webhooks=%s leader-election=%s identity=%s "
+                "watching=%s", options.namespace, options.webhook_mode,
+                "on" if options.leader_election else "off", options.identity,
+                ",".join(options.watch_namespaces) or "all namespaces")
     try:
         asyncio.run(_serve(runtime))
     except StartupError as exc:
@@ -120,7 +121,8 @@ async def _serve(runtime: Runtime) -> None:
         stop_kopf = asyncio.Event()
         tasks = await kopf.spawn_tasks(registry=build_registry(runtime),
                                        settings=operator_settings(runtime),
-                                       standalone=True, clusterwide=True, stop_flag=stop_kopf)
+                                       standalone=True, stop_flag=stop_kopf,
+                                       **_watch_scope(options))
         # kopf has just installed its own signal handlers (stop at once); ours drain first.
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, _on_signal, signum, stop_requested, skip_drain)
@@ -142,6 +144,15 @@ async def _serve(runtime: Runtime) -> None:
         await stop_webhooks(runtime)
         await runtime.api.close()
         await health.stop()
+
+
+def _watch_scope(options: OperatorOptions) -> dict[str, Any]:
+    """kopf's scope: the cluster, or each watched namespace plus the operator's own (for its
+    ConfigMap; InferenceServices there are ignored unless it is watched too)."""
+    if not options.watch_namespaces:
+        return {"clusterwide": True}
+    return {"clusterwide": False,
+            "namespaces": sorted({*options.watch_namespaces, options.namespace})}
 
 
 async def _get_ready(runtime: Runtime) -> None:

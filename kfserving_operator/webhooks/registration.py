@@ -88,11 +88,30 @@ def _common(client_config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def mutating_configuration(client_config_for: Any, operator_namespace: str) -> dict[str, Any]:
+def _only_in(namespaces: tuple[str, ...]) -> dict[str, Any]:
+    """A namespaceSelector for a namespace-scoped operator: its namespaces, nothing else."""
+    return {"namespaceSelector": {"matchExpressions": [{
+        "key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}]}}
+
+
+def mutating_configuration(client_config_for: Any, operator_namespace: str,
+                           watch_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     """The defaulter for InferenceServices and the pod mutator for model pods.
 
-    ``client_config_for(path)`` returns the clientConfig of one webhook path.
+    ``client_config_for(path)`` returns the clientConfig of one webhook path. With
+    ``watch_namespaces`` both webhooks see only those namespaces, so InferenceServices and pods
+    elsewhere are left to whatever else serves them.
     """
+    pod_namespaces = tuple(n for n in watch_namespaces if n != operator_namespace)
+    pod_selector = _only_in(pod_namespaces) if watch_namespaces else {
+        "namespaceSelector": {
+            "matchExpressions": [{
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": [operator_namespace],
+            }],
+        },
+    }
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -102,6 +121,7 @@ def mutating_configuration(client_config_for: Any, operator_namespace: str) -> d
                 "name": DEFAULTER_NAME,
                 **_common(client_config_for(DEFAULTER_PATH)),
                 "rules": [_isvc_rule()],
+                **(_only_in(watch_namespaces) if watch_namespaces else {}),
                 "reinvocationPolicy": "Never",
             },
             {
@@ -117,13 +137,7 @@ def mutating_configuration(client_config_for: Any, operator_namespace: str) -> d
                 "objectSelector": {
                     "matchExpressions": [{"key": c.ISVC_LABEL, "operator": "Exists"}],
                 },
-                "namespaceSelector": {
-                    "matchExpressions": [{
-                        "key": "kubernetes.io/metadata.name",
-                        "operator": "NotIn",
-                        "values": [operator_namespace],
-                    }],
-                },
+                **pod_selector,
                 # Re-run after other mutators (Istio's sidecar injector, say) so our init
                 # container and mounts see the final pod; the mutation is idempotent.
                 "reinvocationPolicy": "IfNeeded",
@@ -132,7 +146,8 @@ def mutating_configuration(client_config_for: Any, operator_namespace: str) -> d
     }
 
 
-def validating_configuration(client_config_for: Any) -> dict[str, Any]:
+def validating_configuration(client_config_for: Any,
+                             watch_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     """The validator for InferenceServices; DELETE is not in its rules, so never blocked."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -142,5 +157,6 @@ def validating_configuration(client_config_for: Any) -> dict[str, Any]:
             "name": VALIDATOR_NAME,
             **_common(client_config_for(VALIDATOR_PATH)),
             "rules": [_isvc_rule()],
+            **(_only_in(watch_namespaces) if watch_namespaces else {}),
         }],
     }

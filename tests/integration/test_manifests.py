@@ -159,7 +159,8 @@ def _default_config_objects() -> dict[str, Any]:
     return {key: json.loads(value) for key, value in OperatorConfig().to_configmap_data().items()}
 
 
-def _expected_webhooks(namespace: str) -> dict[str, Any]:
+def _expected_webhooks(namespace: str,
+                       watch_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     """registration.py's configurations for a Service reference, without the caBundle."""
 
     def client_config(path: str) -> dict[str, Any]:
@@ -170,8 +171,9 @@ def _expected_webhooks(namespace: str) -> dict[str, Any]:
 
     return {
         "MutatingWebhookConfiguration":
-            registration.mutating_configuration(client_config, namespace),
-        "ValidatingWebhookConfiguration": registration.validating_configuration(client_config),
+            registration.mutating_configuration(client_config, namespace, watch_namespaces),
+        "ValidatingWebhookConfiguration":
+            registration.validating_configuration(client_config, watch_namespaces),
     }
 
 
@@ -387,6 +389,22 @@ def test_helm_template_other_namespace_and_values(helm: Helm) -> None:
     assert binding["subjects"][0]["namespace"] == "models-system"
     serving = _find(objects, "Certificate", "serving-cert")["spec"]
     assert "kfserving-webhook-server-service.models-system.svc" in serving["dnsNames"]
+
+
+def test_helm_namespace_scoped_rendering(helm: Helm) -> None:
+    """watchNamespaces: the operator's flags, webhooks limited to those namespaces exactly as
+    the operator registers them, and Roles instead of cluster-wide reads."""
+    objects = helm.template("--set", "watchNamespaces={team-a,team-b}")
+    assert [a for a in _container(objects)["args"] if a.startswith("--watch-namespace")] == [
+        "--watch-namespace=team-a", "--watch-namespace=team-b"]
+    expected = _expected_webhooks(NAMESPACE, ("team-a", "team-b"))
+    for kind in WEBHOOK_KINDS:
+        assert _find(objects, kind)["webhooks"] == expected[kind]["webhooks"]
+    roles = {o["metadata"]["namespace"] for o in objects
+             if o["kind"] == "Role" and o["metadata"]["name"] == "kfserving-manager-role"}
+    assert roles == {"team-a", "team-b", NAMESPACE}
+    [cluster_role] = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert all(rule.get("resourceNames") for rule in cluster_role["rules"])
 
 
 def test_helm_config_overrides_merge_per_key(helm: Helm, tmp_path: Path) -> None:

@@ -157,10 +157,16 @@ def _webhooks_registered(cluster: Cluster, port: int, mode: str = "local") -> bo
 @contextmanager
 def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving-system",
                  extra_env: dict[str, str] | None = None,
-                 webhook_mode: str = "local") -> Iterator[OperatorProcess]:
-    """Start the operator, wait until its webhooks answer, stop it cleanly afterwards."""
-    kubeconfig = cluster.user_kubeconfig(OPERATOR_USER, ("system:masters",),
-                                         tmp_dir / "operator.kubeconfig")
+                 webhook_mode: str = "local", kubeconfig: str | None = None,
+                 extra_args: tuple[str, ...] = ()) -> Iterator[OperatorProcess]:
+    """Start the operator, wait until its webhooks answer, stop it cleanly afterwards.
+
+    By default it runs as its own all-powerful user; ``kubeconfig`` gives it another identity
+    (a ServiceAccount token bound to the chart's RBAC, say).
+    """
+    if kubeconfig is None:
+        kubeconfig = cluster.user_kubeconfig(OPERATOR_USER, ("system:masters",),
+                                             tmp_dir / "operator.kubeconfig")
     cluster.kubectl("create", "namespace", namespace, check=False)
     port, health_port = free_port(), free_port()
     log_path = tmp_dir / f"operator-{port}.log"
@@ -172,7 +178,8 @@ def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving
     command = [*cluster.prefix, sys.executable, "-m", "kfserving_operator", "run",
                "--namespace", namespace,
                "--webhooks", webhook_mode, "--webhook-port", str(port),
-               "--health-port", str(health_port), "--verbose"]
+               "--health-port", str(health_port), "--verbose",
+               *extra_args]
     if webhook_mode == "cluster":
         # Out of a pod, cluster mode still listens on loopback for the test to reach.
         command += ["--webhook-host", "127.0.0.1"]
