@@ -283,6 +283,9 @@ async def persist_config(runtime: Runtime) -> None:
     if wanted is None or runtime.api is None:
         return
     config = runtime.config.current
+    owner = await _installation_owner(runtime)
+    if owner is not None:
+        wanted["metadata"]["ownerReferences"] = [owner]
     try:
         await runtime.api.apply(wanted)
     except KubeError as exc:

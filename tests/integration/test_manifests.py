@@ -29,6 +29,7 @@ import yaml
 
 from kfserving_operator.api.config import (
     CONFIGMAP_NAME,
+    LAST_GOOD_CONFIGMAP_NAME,
     OperatorConfig,
     parse_operator_config,
 )
@@ -855,9 +856,12 @@ def test_helm_upgrade_keeps_config_edits_and_uninstall_removes_the_certificate(
         secret = _cert_secret(cluster)
     assert secret is not None
     service = cluster.get_json("service", certificates.SERVICE_NAME, "-n", NAMESPACE)
-    assert secret["metadata"]["ownerReferences"] == [{
-        "apiVersion": "v1", "kind": "Service", "name": certificates.SERVICE_NAME,
-        "uid": service["metadata"]["uid"]}]
+    owned_by_service = [{"apiVersion": "v1", "kind": "Service",
+                         "name": certificates.SERVICE_NAME, "uid": service["metadata"]["uid"]}]
+    assert secret["metadata"]["ownerReferences"] == owned_by_service
+    # The config in force the operator persists is the installation's too.
+    last_good = cluster.get_json("configmap", LAST_GOOD_CONFIGMAP_NAME, "-n", NAMESPACE)
+    assert last_good["metadata"]["ownerReferences"] == owned_by_service
 
     edited = dict(json.loads(cluster.get_json("configmap", CONFIGMAP_NAME, "-n", NAMESPACE)
                              ["data"]["ingress"]), ingressDomain="edited.example.org")
@@ -874,6 +878,9 @@ def test_helm_upgrade_keeps_config_edits_and_uninstall_removes_the_certificate(
          cluster.kubeconfig, "--wait")
     assert wait_for(lambda: _cert_secret(cluster) is None, timeout=60,
                     message="the garbage collector to delete the certificate Secret")
+    assert wait_for(lambda: not cluster.kubectl(
+        "get", "configmap", LAST_GOOD_CONFIGMAP_NAME, "-n", NAMESPACE, "--ignore-not-found"),
+        timeout=60, message="the garbage collector to delete the last-good ConfigMap")
     for kind in ("configmap/" + CONFIGMAP_NAME, "service/" + certificates.SERVICE_NAME):
         assert not cluster.kubectl("get", kind, "-n", NAMESPACE, "--ignore-not-found")
 
