@@ -1,4 +1,5 @@
-"""The ``kfserving-operator`` command line.
+"""The kfserving-operator command line: run, cluster, render and crds (argparse, plain text).
+
 
 - ``cluster up [--knative]|status|down``: the loopback control plane used by ``make run`` and
   the tests; with ``--knative``, isolated in a network namespace with real Knative Serving.
@@ -7,18 +8,24 @@
 - ``run``: the operator itself (kopf handlers plus the admission webhooks).
 - ``render``: print the children the reconciler would apply, without a cluster.
 - ``crds``: write or check the generated CRD.
+
+Help texts are plain text on purpose: they are read in terminals, not rendered.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kfserving_operator import __version__
+
 if TYPE_CHECKING:
     from kfserving_operator.cluster.localplane import LocalControlPlane
+    from kfserving_operator.operator.handlers import OperatorOptions
 
 
 def _cluster(args: argparse.Namespace) -> int:
@@ -103,6 +110,9 @@ def _self_command() -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kfserving_operator.logs import configure_logging
+
+    configure_logging(args.log_format, args.verbose)
     # kopf probes for the official `kubernetes` client by importing it, which costs ~50 MiB
     # of memory when it is installed (it is, in the development venv, for the tests). The
     # operator logs in and talks to the API without it, so make that probe fail fast.
@@ -110,13 +120,33 @@ def _run(args: argparse.Namespace) -> int:
         sys.modules["kubernetes"] = None  # type: ignore[assignment]
     from kfserving_operator.operator.main import run_operator
 
-    return run_operator(
-        namespace=args.namespace,
-        webhook_mode=args.webhooks,
-        webhook_port=args.webhook_port,
-        webhook_host=args.webhook_host,
-        verbose=args.verbose,
-        cert_dir=args.cert_dir,
+    return run_operator(run_options(args))
+
+
+def run_options(args: argparse.Namespace) -> OperatorOptions:
+    """The operator's options from ``run``'s arguments, with the mode's defaults filled in."""
+    from kfserving_operator.operator.handlers import OperatorOptions
+    from kfserving_operator.operator.main import operator_namespace, resolve_webhook_mode
+
+    mode = resolve_webhook_mode(args.webhooks)
+    in_cluster = mode == "cluster"
+    # Locally nothing may assume a fixed port is free: both servers take any free one.
+    default_port, default_host = (9443, "0.0.0.0") if in_cluster else (0, "127.0.0.1")
+    return OperatorOptions(
+        namespace=operator_namespace(args.namespace),
+        webhook_mode=mode,
+        webhook_host=args.webhook_host or default_host,
+        webhook_port=default_port if args.webhook_port is None else args.webhook_port,
+        webhook_url=args.webhook_url,
+        cert_dir=args.cert_dir or os.environ.get("KFSERVING_CERT_DIR"),
+        health_host=args.health_host or default_host,
+        health_port=(8080 if in_cluster else 0) if args.health_port is None
+        else args.health_port,
+        leader_election=args.leader_elect,
+        lease_timing=args.lease_timing,
+        drain_seconds=(5.0 if in_cluster else 1.0) if args.shutdown_drain_seconds is None
+        else args.shutdown_drain_seconds,
+        watch_namespaces=tuple(sorted(set(args.watch_namespaces or ()))),
     )
 
 
@@ -133,25 +163,16 @@ def _crds(args: argparse.Namespace) -> int:
     return crd_main(["--check"] if args.check else [])
 
 
-def _version() -> str:
-    """The installed distribution's version (what an image or a wheel really carries)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("kfserving-operator")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        from kfserving_operator import __version__
-
-        return __version__
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kfserving-operator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="kfserving-operator",
+        description="Serve KFServing v1beta1 InferenceServices on Knative and Istio.",
+        epilog='Run "kfserving-operator COMMAND --help" for the options of one command.')
+    parser.add_argument("--version", action="version", version=f"kfserving-operator {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    cluster = commands.add_parser("cluster", help="manage the local loopback control plane")
+    cluster = commands.add_parser(
+        "cluster", help="start, inspect or stop the loopback control plane (make run, tests)")
     cluster.add_argument("action", choices=["up", "status", "down", "exec", "shell"])
     cluster.add_argument("--state-dir", help="state directory (default .cache/cluster)")
     cluster.add_argument("--knative", action="store_true",
@@ -161,21 +182,55 @@ def build_parser() -> argparse.ArgumentParser:
                          help="exec/shell: the command to run, after --")
     cluster.set_defaults(func=_cluster)
 
-    run = commands.add_parser("run", help="run the operator in the foreground")
+    run = commands.add_parser(
+        "run", help="the operator: watches, reconcilers, admission webhooks, probes, metrics",
+        description="Run the operator in the foreground until SIGTERM or Ctrl-C.")
     run.add_argument("--namespace", default=None,
-                     help="namespace of the operator and its ConfigMap "
+                     help="namespace of the operator, its ConfigMap and its Lease "
                           "(default: $POD_NAMESPACE or kfserving-system)")
+    run.add_argument("--watch-namespace", dest="watch_namespaces", action="append",
+                     metavar="NAMESPACE",
+                     help="reconcile and admit InferenceServices only in this namespace "
+                          "(repeatable); needs only namespaced read access. Default: all")
     run.add_argument("--webhooks", choices=["auto", "local", "cluster", "off"], default="auto",
                      help="local: serve on loopback and register a url clientConfig; "
                           "cluster: serve for a Service reference; auto: cluster when in a pod")
-    run.add_argument("--webhook-port", type=int, default=9443)
+    run.add_argument("--webhook-port", type=int, default=None,
+                     help="webhook port (default: 9443 in cluster mode, any free port locally)")
     run.add_argument("--webhook-host", default=None,
                      help="address to serve webhooks on (default: 127.0.0.1 in local mode, "
                           "0.0.0.0 in cluster mode)")
+    run.add_argument("--webhook-url", default=None,
+                     help="cluster mode: register this base URL (a load balancer in front of "
+                          "the replicas) instead of the webhook Service")
     run.add_argument("--cert-dir", default=None,
                      help="directory with tls.crt, tls.key and ca.crt (cert-manager); "
                           "default: a self-managed certificate in a Secret")
-    run.add_argument("--verbose", action="store_true")
+    run.add_argument("--health-port", type=int, default=None,
+                     help="port of /healthz, /readyz and /metrics (default: 8080 in cluster "
+                          "mode, any free port locally)")
+    run.add_argument("--health-host", default=None,
+                     help="address of the probe and metrics server (default: as the webhooks)")
+    run.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                     help="reconcile only while holding the Lease "
+                          "kfserving-controller-manager-leader (default: on)")
+    run.add_argument("--leader-election-lease-duration", type=float, default=15.0,
+                     metavar="SECONDS",
+                     help="how long followers wait before taking over a Lease that is no "
+                          "longer renewed (default: 15)")
+    run.add_argument("--leader-election-renew-deadline", type=float, default=10.0,
+                     metavar="SECONDS",
+                     help="how long the leader retries a renewal before it stops leading "
+                          "(default: 10)")
+    run.add_argument("--leader-election-retry-period", type=float, default=2.0,
+                     metavar="SECONDS",
+                     help="how often to try to acquire or renew the Lease (default: 2)")
+    run.add_argument("--shutdown-drain-seconds", type=float, default=None, metavar="SECONDS",
+                     help="after SIGTERM, report not-ready and keep answering admission this "
+                          "long before exiting (default: 5 in cluster mode, 1 locally)")
+    run.add_argument("--log-format", choices=["text", "json"], default="text",
+                     help="text (with full logger names) or one JSON object per line")
+    run.add_argument("--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=_run)
 
     render = commands.add_parser("render", help="print the children of an InferenceService")
@@ -199,11 +254,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if "--" in argv:
         cut = argv.index("--")
         argv, trailing = argv[:cut], argv[cut + 1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if trailing is not None:
         if getattr(args, "action", None) not in ("exec", "shell"):
-            build_parser().error("`--` is only for `cluster exec -- COMMAND`")
+            parser.error("`--` is only for `cluster exec -- COMMAND`")
         args.command = [*args.command, *trailing]
+    if args.func is _run:
+        from kfserving_operator.k8s.leader import LeaseTiming
+
+        try:
+            args.lease_timing = LeaseTiming(args.leader_election_lease_duration,
+                                            args.leader_election_renew_deadline,
+                                            args.leader_election_retry_period)
+        except ValueError as exc:
+            parser.error(str(exc))
     return args
 
 

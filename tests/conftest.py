@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import Cluster, install_crds, start_cluster
-from tests.support.operator import OperatorProcess, run_operator
+from tests.support.operator import OperatorProcess, operator_unless_external
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,11 +64,7 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     With ``KFSERVING_TEST_OPERATOR=external`` the operator is assumed to run in the cluster
     already (installed by Helm on kind, say) and ``None`` is yielded.
     """
-    if os.environ.get("KFSERVING_TEST_OPERATOR") == "external":
-        yield None
-        return
-    tmp: Path = tmp_path_factory.mktemp("operator")
-    with run_operator(cluster, tmp) as running:
+    with operator_unless_external(cluster, tmp_path_factory.mktemp("operator")) as running:
         yield running
 
 

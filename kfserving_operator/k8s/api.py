@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx2
 from lightkube import AsyncClient, operators
-from lightkube.core.exceptions import ApiError
+from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.core.selector import build_selector
 from lightkube.generic_resource import (
     create_global_resource,
@@ -30,6 +30,7 @@ from lightkube.types import CascadeType, PatchType
 from kfserving_operator import counters
 from kfserving_operator.api import constants as c
 from kfserving_operator.k8s import decoding
+from kfserving_operator.k8s.instrumentation import RequestObserver, instrument_httpx
 
 FIELD_MANAGER = "kfserving-operator"
 # Paged LISTs: thousands of children are fetched 500 at a time, not parsed in one piece.
@@ -65,6 +66,7 @@ ValidatingWebhookResource = create_global_resource(
     "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
     "validatingwebhookconfigurations",
 )
+LeaseResource = create_namespaced_resource("coordination.k8s.io", "v1", "Lease", "leases")
 CRDResource = create_global_resource(
     "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions"
 )
@@ -85,7 +87,12 @@ _BY_API_VERSION_KIND: dict[tuple[str, str], Any] = {
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"):
         ValidatingWebhookResource,
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): CRDResource,
+    ("coordination.k8s.io/v1", "Lease"): LeaseResource,
 }
+
+
+class ClusterConfigError(Exception):
+    """No usable kubeconfig or in-cluster service account."""
 
 
 class KubeError(Exception):
@@ -202,8 +209,15 @@ def _to_dict(obj: Any) -> dict[str, Any]:
 class KubeApi:
     """The async API facade the operator and the webhooks use."""
 
-    def __init__(self, client: AsyncClient | None = None) -> None:
-        self._client = client or AsyncClient(field_manager=FIELD_MANAGER)
+    def __init__(self, client: AsyncClient | None = None,
+                 observer: RequestObserver | None = None) -> None:
+        try:
+            self._client = client or AsyncClient(field_manager=FIELD_MANAGER)
+        except ConfigError as exc:
+            raise ClusterConfigError(str(exc)) from exc
+        if observer is not None:
+            # lightkube does not expose its httpx client; the hook only counts responses.
+            instrument_httpx(self._client._client._client, observer)
 
     async def close(self) -> None:
         await self._client.close()
@@ -283,6 +297,8 @@ class KubeApi:
 
     async def reachable(self) -> bool:
         """True when the API server answers at all (``GET /version``)."""
+        # lightkube has no call for a non-resource path; its HTTP client (the innermost
+        # ``_client``) carries the base URL and the credentials.
         try:
             response = await self._client._client._client.get("/version", timeout=5.0)
         except _TRANSPORT_ERRORS:
@@ -300,6 +316,26 @@ class KubeApi:
             result = await self._client.apply(resource(obj), force=True)
         except _API_ERRORS as exc:
             raise _translate(exc, what) from exc
+        return _to_dict(result)
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create ``obj``; a KubeError with ``conflict`` when it exists already."""
+        return await self._write("create", obj)
+
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Update (PUT) ``obj``; with ``metadata.resourceVersion`` set, a KubeError with
+        ``conflict`` when someone else changed it since (optimistic concurrency)."""
+        return await self._write("update", obj)
+
+    async def _write(self, verb: str, obj: dict[str, Any]) -> dict[str, Any]:
+        resource = resource_for(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        send = self._client.create if verb == "create" else self._client.replace
+        try:
+            result = await send(resource(obj))
+        except _API_ERRORS as exc:
+            raise _translate(exc, f"{verb} {obj['kind']} {meta.get('namespace')}/"
+                                  f"{meta['name']}") from exc
         return _to_dict(result)
 
     async def apply_status(self, obj: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,18 +70,7 @@ def prune(text: str, max_depth: int = MAX_DEPTH) -> str:
 
 def pruned_path(obj: Any) -> str | None:
     """The field path of the first pruned value in ``obj`` (``spec.a[0].b``), or None."""
-    stack: list[tuple[Any, str]] = [(obj, "")]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                stack.append((item, f"{path}.{key}" if path else str(key)))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                stack.append((item, f"{path}[{index}]"))
-        elif value == PRUNED:
-            return path or "(object)"
-    return None
+    return deep_path(obj, sys.maxsize)
 
 
 def deep_path(obj: Any, limit: int) -> str | None:

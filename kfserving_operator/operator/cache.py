@@ -11,6 +11,7 @@ operator's memory. Decoding the few objects one reconcile needs is cheap next to
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,6 +56,14 @@ def slot(obj: dict[str, Any]) -> tuple[str, str] | None:
     if api_version == "v1" and kind == "Service":
         return ("service", "")
     return None
+
+
+def ready_status(obj: dict[str, Any]) -> str:
+    """The status of an object's Ready condition: True, False or Unknown (also when absent)."""
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(condition, dict) and condition.get("type") == "Ready":
+            return str(condition.get("status") or "Unknown")
+    return "Unknown"
 
 
 def controller_owner(obj: dict[str, Any]) -> str | None:
@@ -110,6 +119,12 @@ class ObjectCache:
         # resourceVersion of every stored object, so an event repeating what we hold (the
         # initial listing after priming, say) costs a dict lookup, not a decode and encode.
         self._versions: dict[ChildKey, str] = {}
+        # Each InferenceService's Ready status, kept as objects come and go, for the metrics.
+        self._ready: dict[IsvcKey, str] = {}
+
+    def ready_counts(self) -> dict[str, int]:
+        """How many InferenceServices have Ready True, False or Unknown."""
+        return dict(collections.Counter(self._ready.values()))
 
     def is_current(self, obj: dict[str, Any]) -> bool:
         """True when ``obj`` is exactly the version already stored."""
@@ -139,6 +154,7 @@ class ObjectCache:
     def put_isvc(self, obj: dict[str, Any]) -> IsvcKey:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         self._isvcs[key] = _encode(obj)
+        self._ready[key] = ready_status(obj)
         self._remember(obj)
         return key
 
@@ -147,11 +163,13 @@ class ObjectCache:
         cached = self.get_isvc(key)
         if cached is not None and cached.get("metadata", {}).get("uid") == uid:
             self._isvcs[key] = _encode({**cached, "status": status})
+            self._ready[key] = ready_status({"status": status})
             # The stored copy no longer matches any server version: let the next event in.
             self._versions.pop((c.API_VERSION, c.KIND, key[0], key[1]), None)
 
     def drop_isvc(self, key: IsvcKey) -> None:
         self._isvcs.pop(key, None)
+        self._ready.pop(key, None)
         self._versions.pop((c.API_VERSION, c.KIND, key[0], key[1]), None)
 
     def children(self, key: IsvcKey) -> Children:

@@ -1,23 +1,31 @@
-"""kopf wiring: watches feed the cache and the work queue; startup brings up the webhooks.
+"""kopf wiring: watches feed the cache and the work queue; the start-up steps before them.
 
-Only ``@kopf.on.event`` handlers are used. They store nothing on the watched objects, so kopf
-writes no bookkeeping annotations or finalizers onto InferenceServices or their children, and
-an operator restart over existing objects writes nothing at all. Reconciliation is level-based:
+The process's life (start-up order, leader election, shutdown) is in ``main.py``; this module
+holds the steps it calls and the kopf handlers. Only ``@kopf.on.event`` handlers are used.
+They store nothing on the watched objects, so kopf writes no bookkeeping annotations or
+finalizers onto InferenceServices or their children, and an operator restart over existing
+objects writes nothing at all. Reconciliation is level-based:
 an event only marks its InferenceService as needing a reconcile (see ``workqueue.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import os
 import shutil
+import socket
 import ssl
+import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import kopf
 
 from kfserving_operator.api import constants as c
@@ -28,6 +36,8 @@ from kfserving_operator.k8s.api import (
     KubeError,
     ResourceNotInstalled,
 )
+from kfserving_operator.k8s.instrumentation import aiohttp_trace
+from kfserving_operator.k8s.leader import LeaderElector, LeaseTiming
 from kfserving_operator.operator import poison
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
@@ -35,8 +45,15 @@ from kfserving_operator.operator.conversion import (
     ConversionRegistration,
     register_conversion_guard,
 )
-from kfserving_operator.operator.reconciler import Dependencies, ReconcileFailed, Reconciler
-from kfserving_operator.operator.trainedmodels import register_trained_models
+from kfserving_operator.operator.health import BindError, Readiness
+from kfserving_operator.operator.metrics import OperatorMetrics
+from kfserving_operator.operator.reconciler import (
+    Dependencies,
+    ReconcileFailed,
+    Reconciler,
+    is_subset,
+)
+from kfserving_operator.operator.trainedmodels import TrainedModelWorkers, register_trained_models
 from kfserving_operator.operator.workqueue import WorkQueue
 from kfserving_operator.webhooks import certificates, legacy_registration, registration
 from kfserving_operator.webhooks.server import AdmissionServer
@@ -55,6 +72,19 @@ RECOVERY_PROBE_SECONDS = 1.0
 KOPF_ERROR_BACKOFFS = (0.5, 1.0, 1.0, 2.0, 2.0, 2.0)
 
 
+LEASE_NAME = "kfserving-controller-manager-leader"
+
+
+class StartupError(Exception):
+    """The operator cannot start; the message is the one line the user sees."""
+
+
+def default_identity() -> str:
+    """client-go's style: the host (the pod's name in a cluster) and a unique suffix."""
+    host = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{host}_{uuid.uuid4()}"
+
+
 @dataclass
 class OperatorOptions:
     """How this operator process runs."""
@@ -62,9 +92,24 @@ class OperatorOptions:
     namespace: str
     webhook_mode: str  # "local", "cluster" or "off"
     webhook_host: str = "127.0.0.1"
-    webhook_port: int = 9443
+    webhook_port: int = 9443  # 0: any free port
+    # cluster mode: register this base URL instead of the Service (a load balancer in front
+    # of the replicas, or an operator outside the cluster).
+    webhook_url: str | None = None
     cert_dir: str | None = None
     workers: int = 8
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+    leader_election: bool = True
+    lease_timing: LeaseTiming = field(default_factory=LeaseTiming)
+    identity: str = field(default_factory=default_identity)
+    # After SIGTERM: not ready at once, then keep answering admission this long.
+    drain_seconds: float = 0.0
+    # Empty: every namespace. Otherwise only these, with namespaced reads only.
+    watch_namespaces: tuple[str, ...] = ()
+
+    def watches(self, namespace: str | None) -> bool:
+        return not self.watch_namespaces or namespace in self.watch_namespaces
 
 
 @dataclass
@@ -75,13 +120,20 @@ class Runtime:
     cache: ObjectCache = field(default_factory=ObjectCache)
     config: ConfigStore = field(default_factory=ConfigStore)
     dependencies: Dependencies = field(default_factory=Dependencies)
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    readiness: Readiness = field(default_factory=Readiness)
     api: KubeApi | None = None
     queue: WorkQueue[IsvcKey] | None = None
     reconciler: Reconciler | None = None
+    elector: LeaderElector | None = None
     server: AdmissionServer | None = None
     renewal: asyncio.Task[None] | None = None
     conversion: ConversionRegistration = field(default_factory=ConversionRegistration)
+    trained_models: TrainedModelWorkers | None = None  # started while leading, like queue
     recovery: asyncio.Task[None] | None = None
+    # The problems of the ConfigMap in force, not yet reported (only the leader reports):
+    # (the object the event is about, the message, the reason).
+    config_warning: tuple[dict[str, Any], str, str] | None = None
     # Where a certificate read from the Secret is written for the TLS server: one directory,
     # rewritten on renewal (created on first use, in cluster mode only).
     _cert_files: Path | None = None
@@ -110,14 +162,28 @@ class Runtime:
         logger.info("API server reachable again; retrying %d waiting InferenceServices now",
                     woken)
 
+    @property
+    def leading(self) -> bool:
+        """True while this replica may write: it holds the Lease (or election is off)."""
+        return self.elector is None or self.elector.is_leader
+
+    @property
+    def writer(self) -> KubeApi | None:
+        """The API for writes that only the leader makes (events, the last good config)."""
+        return self.api if self.leading else None
+
+    def enqueue(self, key: IsvcKey, *, urgent: bool) -> None:
+        """Queue a reconcile; followers queue nothing (a new leader resyncs everything)."""
+        if self.queue is not None and self.queue.running:
+            self.queue.add(key, urgent=urgent)
+
     def enqueue_all(self) -> None:
         """Resync everything (config or dependency change), behind any pending real change."""
-        if self.queue is not None:
-            for key in self.cache.isvc_keys():
-                self.queue.add(key, urgent=False)
+        for key in self.cache.isvc_keys():
+            self.enqueue(key, urgent=False)
 
 
-async def _prime_cache(runtime: Runtime) -> None:
+async def prime_cache(runtime: Runtime) -> None:
     """Load every existing child before the first reconcile, and learn what is installed.
 
     Without this, the first InferenceService events after a restart could be reconciled
@@ -129,9 +195,12 @@ async def _prime_cache(runtime: Runtime) -> None:
     kinds = (("v1", "Service", None),
              (c.KNATIVE_API_VERSION, "Service", "knative_installed"),
              (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
+    # Cluster-wide: one LIST per type; namespace-scoped: one per type and watched namespace.
+    scopes: tuple[str | None, ...] = runtime.options.watch_namespaces or (None,)
     for api_version, kind, dependency in kinds:
         try:
-            children = await runtime.api.list(api_version, kind, has_label=c.ISVC_LABEL)
+            children = [child for scope in scopes for child in await runtime.api.list(
+                api_version, kind, namespace=scope, has_label=c.ISVC_LABEL)]
         except ResourceNotInstalled:
             if dependency:
                 setattr(runtime.dependencies, dependency, False)
@@ -149,7 +218,7 @@ async def _prime_cache(runtime: Runtime) -> None:
                     continue
                 except RecursionError:
                     report = poison.record_unprocessable(child)
-            await poison.report(runtime.api, report)
+            await poison.report(runtime.writer, report)
         logger.info("primed the cache with %d %s %s", primed, api_version, kind)
     deps = runtime.dependencies
     logger.info("dependencies: knative serving %s, istio %s",
@@ -157,7 +226,7 @@ async def _prime_cache(runtime: Runtime) -> None:
                 "installed" if deps.istio_installed else "NOT installed")
 
 
-async def _load_config(runtime: Runtime) -> None:
+async def load_config(runtime: Runtime) -> None:
     """The config in force at start: the persisted last good one, updated from the user's."""
     assert runtime.api is not None
     namespace = runtime.options.namespace
@@ -176,11 +245,13 @@ async def _load_config(runtime: Runtime) -> None:
     if configmap is None:
         message = f"{namespace}/{CONFIGMAP_NAME} not found; using {fallback}"
         logger.warning("%s", message)
-        await runtime.api.post_event(_configmap_reference(namespace), "Warning",
-                                     "ConfigMapMissing", message)
+        runtime.config_warning = (_configmap_reference(namespace), message, "ConfigMapMissing")
+        if runtime.leading:
+            await post_config_warning(runtime)
     else:
         await _take_config(runtime, configmap)
-    await _persist_config(runtime)
+    if runtime.leading:
+        await persist_config(runtime)
 
 
 def _configmap_reference(namespace: str) -> dict[str, Any]:
@@ -190,21 +261,38 @@ def _configmap_reference(namespace: str) -> dict[str, Any]:
 
 async def _take_config(runtime: Runtime, configmap: dict[str, Any]) -> None:
     changed, problems = runtime.config.update(configmap)
-    if problems and runtime.api is not None:
-        message = "; ".join(str(p) for p in problems)
-        await runtime.api.post_event(configmap, "Warning", "InvalidConfig", message)
+    runtime.config_warning = None
+    if problems:
+        # Followers write nothing: the warning waits for whoever leads next.
+        runtime.config_warning = (configmap, "; ".join(str(p) for p in problems),
+                                  "InvalidConfig")
+        if runtime.leading:
+            await post_config_warning(runtime)
     if changed:
         logger.info("operator config changed; reconciling every InferenceService")
-        await _persist_config(runtime)
+        if runtime.leading:
+            await persist_config(runtime)
         runtime.enqueue_all()
 
 
-async def _persist_config(runtime: Runtime) -> None:
-    """Write the config in force to the last-good ConfigMap when it holds something else."""
+async def post_config_warning(runtime: Runtime) -> None:
+    """Report the problems of the ConfigMap in force as a Warning event on it (once)."""
+    warning, runtime.config_warning = runtime.config_warning, None
+    if warning is not None and runtime.api is not None:
+        configmap, message, reason = warning
+        await runtime.api.post_event(configmap, "Warning", reason, message)
+
+
+async def persist_config(runtime: Runtime) -> None:
+    """Write the config in force to the last-good ConfigMap when it holds something else
+    (the leader does this: at start, on a change, and when it takes over)."""
     wanted = runtime.config.to_persist(runtime.options.namespace)
     if wanted is None or runtime.api is None:
         return
     config = runtime.config.current
+    owner = await _installation_owner(runtime)
+    if owner is not None:
+        wanted["metadata"]["ownerReferences"] = [owner]
     try:
         await runtime.api.apply(wanted)
     except KubeError as exc:
@@ -217,29 +305,51 @@ async def _persist_config(runtime: Runtime) -> None:
     runtime.config.persisted_as(config)
 
 
-async def _start_webhooks(runtime: Runtime) -> None:
+async def start_webhooks(runtime: Runtime) -> None:
+    """Serve the webhooks, then register them; readiness follows the registration.
+
+    Raises :class:`StartupError` (one line, no retry loop) when the port is taken, when a
+    local run would replace another installation's webhooks, or when registering fails.
+    """
     options, api = runtime.options, runtime.api
     assert api is not None
     if options.webhook_mode == "off":
+        runtime.readiness.webhooks_registered = True
         return
     for stale in certificates.remove_stale_directories():
         logger.info("removed %s, left by an operator that was killed", stale)
     if options.webhook_mode == "local":
         certificate = certificates.loopback_certificate(options.webhook_host)
         runtime.temporary.append(certificate.cert_file.parent)
-        base = f"https://{options.webhook_host}:{options.webhook_port}"
+    else:
+        try:
+            certificate = await _cluster_certificate(runtime)
+        except (KubeError, OSError) as exc:
+            raise StartupError(f"no webhook serving certificate: {exc}") from exc
+
+    runtime.server = AdmissionServer(api, runtime.config.get, certificate,
+                                     options.webhook_host, options.webhook_port,
+                                     runtime.metrics)
+    try:
+        await runtime.server.start()
+    except BindError as exc:
+        runtime.server = None
+        raise StartupError(f"{exc}; choose another port with --webhook-port") from exc
+
+    if options.webhook_mode == "local":
+        base = f"https://{options.webhook_host}:{runtime.server.port}"
+        await _refuse_foreign_registration(runtime, base)
 
         def client_config(path: str) -> dict[str, Any]:
             return registration.url_client_config(base, path, certificate.ca_bundle)
     else:
-        certificate = await _cluster_certificate(runtime)
-        client_config = _service_client_config(options.namespace, certificate.ca_bundle)
-
-    runtime.server = AdmissionServer(api, runtime.config.get, certificate,
-                                     options.webhook_host, options.webhook_port)
-    await runtime.server.start()
+        client_config = _cluster_client_config(options, certificate.ca_bundle)
     # Registering after the server is up means the apiserver never calls a dead endpoint.
-    await _register_webhooks(runtime, client_config)
+    try:
+        await _register_webhooks(runtime, client_config)
+    except KubeError as exc:
+        raise StartupError(f"cannot register the webhook configurations: {exc}") from exc
+    runtime.readiness.webhooks_registered = True
     if options.webhook_mode == "cluster":
         watcher = _reload_mounted_certificates if options.cert_dir else _renew_certificates
         runtime.renewal = asyncio.create_task(watcher(runtime),
@@ -247,22 +357,89 @@ async def _start_webhooks(runtime: Runtime) -> None:
 
 
 async def _register_webhooks(runtime: Runtime, client_config: Any) -> None:
+    """Apply both configurations, unless they already hold exactly this (another replica
+    registered them): a replica's start or a certificate pick-up then writes nothing."""
     api, options = runtime.api, runtime.options
     assert api is not None
-    await api.apply(registration.mutating_configuration(client_config, options.namespace))
-    await api.apply(registration.validating_configuration(client_config))
-    # The TrainedModel validator and the InferenceService CRD's conversion webhook.
-    for configuration in legacy_registration.configurations(client_config):
-        await api.apply(configuration)
+    wrote = False
+    # The InferenceService webhooks, then the TrainedModel validator and the v1alpha2 ones.
+    for desired in (registration.mutating_configuration(client_config, options.namespace,
+                                                        options.watch_namespaces),
+                    registration.validating_configuration(client_config,
+                                                          options.watch_namespaces),
+                    *legacy_registration.configurations(client_config,
+                                                        options.watch_namespaces)):
+        current = await api.get(desired["apiVersion"], desired["kind"],
+                                desired["metadata"]["name"])
+        if current is not None and is_subset(
+                {"metadata": {"labels": desired["metadata"].get("labels", {})},
+                 "webhooks": desired["webhooks"]}, current):
+            continue
+        await api.apply(desired)
+        wrote = True
+    # The InferenceService CRD's conversion webhook.
     await runtime.conversion.register(api, client_config)
-    logger.info("webhook configurations registered (%s mode)", options.webhook_mode)
+    logger.info("webhook configurations %s (%s mode)",
+                "registered" if wrote else "already registered", options.webhook_mode)
 
 
-def _service_client_config(namespace: str, bundle: bytes) -> Any:
+def _cluster_client_config(options: OperatorOptions, bundle: bytes) -> Any:
+    """The Service reference, or the URL the replicas are reached at (``--webhook-url``)."""
     def client_config(path: str) -> dict[str, Any]:
-        return registration.service_client_config(certificates.SERVICE_NAME, namespace, path,
-                                                  bundle)
+        if options.webhook_url:
+            return registration.url_client_config(options.webhook_url, path, bundle)
+        return registration.service_client_config(certificates.SERVICE_NAME, options.namespace,
+                                                  path, bundle)
     return client_config
+
+
+async def _endpoint_answers(host: str, port: int) -> bool:
+    try:
+        async with asyncio.timeout(2):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _refuse_foreign_registration(runtime: Runtime, own_base: str) -> None:
+    """A local run never replaces webhooks that someone else's operator serves.
+
+    Another installation's configurations (the Helm chart's, pointing at a Service), or
+    those of another local operator that still answers, stop the start-up with one line.
+    A leftover of a local operator that was killed (its port answers no more) is replaced.
+    """
+    api = runtime.api
+    assert api is not None
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        try:
+            existing = await api.get("admissionregistration.k8s.io/v1", kind,
+                                     registration.CONFIGURATION_NAME)
+        except KubeError as exc:
+            raise StartupError(f"cannot read {kind} {registration.CONFIGURATION_NAME}: "
+                               f"{exc}") from exc
+        if existing is None:
+            continue
+        for endpoint in registration.endpoints(existing):
+            if endpoint.service is not None:
+                raise StartupError(
+                    f"{kind} {registration.CONFIGURATION_NAME} already sends admission to "
+                    f"Service {endpoint.service} (an operator installed in this cluster); a "
+                    "local run would take it over. Uninstall that operator or use a cluster "
+                    "of your own")
+            url = endpoint.url or ""
+            if url.startswith(own_base + "/"):
+                continue
+            where = urlsplit(url)
+            if where.hostname not in registration.LOOPBACK_HOSTS:
+                raise StartupError(
+                    f"{kind} {registration.CONFIGURATION_NAME} already sends admission to "
+                    f"{url}; a local run would take it over. Delete it first if it is stale")
+            if where.port and await _endpoint_answers(where.hostname, where.port):
+                raise StartupError(
+                    f"another local operator serves the webhooks at {url} "
+                    f"({kind} {registration.CONFIGURATION_NAME}); stop it first")
 
 
 async def _reload_mounted_certificates(runtime: Runtime) -> None:
@@ -281,8 +458,8 @@ async def _reload_mounted_certificates(runtime: Runtime) -> None:
             served_pem = current.cert_pem
             if runtime.server is not None:
                 runtime.server.use_certificate(current)
-            await _register_webhooks(
-                runtime, _service_client_config(options.namespace, current.ca_bundle))
+            await _register_webhooks(runtime,
+                                     _cluster_client_config(options, current.ca_bundle))
             logger.info("reloaded the webhook certificate from %s", directory)
         except (KubeError, OSError, ssl.SSLError) as exc:
             logger.error("webhook certificate reload failed: %s", exc)
@@ -305,8 +482,8 @@ async def _renew_certificates(runtime: Runtime) -> None:
             certificate = certificates.from_secret(secret, runtime.cert_files)
             if runtime.server is not None:
                 runtime.server.use_certificate(certificate)
-            await _register_webhooks(
-                runtime, _service_client_config(options.namespace, certificate.ca_bundle))
+            await _register_webhooks(runtime,
+                                     _cluster_client_config(options, certificate.ca_bundle))
         except (KubeError, OSError) as exc:
             logger.error("webhook certificate check failed: %s", exc)
 
@@ -318,35 +495,78 @@ async def _cluster_certificate(runtime: Runtime) -> certificates.ServingCertific
     return certificates.from_secret(await _current_secret(runtime), runtime.cert_files)
 
 
+async def _installation_owner(runtime: Runtime) -> dict[str, Any] | None:
+    """An ownerReference to the installed webhook Service, for what the operator creates in
+    its namespace (certificate Secret, last-good config): uninstalling the manifests deletes
+    the Service, and the garbage collector then deletes those too. None without the Service
+    (`make run`) or when it cannot be read."""
+    assert runtime.api is not None
+    try:
+        service = await runtime.api.get("v1", "Service", certificates.SERVICE_NAME,
+                                        runtime.options.namespace)
+    except KubeError as exc:
+        logger.warning("cannot read the webhook Service to own what the operator creates: %s",
+                       exc)
+        return None
+    if service is None:
+        return None
+    return {"apiVersion": "v1", "kind": "Service", "name": service["metadata"]["name"],
+            "uid": service["metadata"]["uid"]}
+
+
 async def _current_secret(runtime: Runtime) -> dict[str, Any]:
-    """The certificate Secret, issued anew when it is missing, incomplete or expiring."""
+    """The certificate Secret; only the leader issues or renews it.
+
+    Replicas start together, and two of them issuing at once would each serve a certificate
+    of their own CA while only one CA can win the Secret and the ``caBundle``. So a follower
+    uses the Secret as long as it is valid and otherwise waits for the leader to issue it.
+    """
     options, api = runtime.options, runtime.api
     assert api is not None
-    secret = await api.get("v1", "Secret", certificates.SECRET_NAME, options.namespace)
-    if secret is None or certificates.secret_needs_renewal(
-            secret, datetime.datetime.now(datetime.UTC)):
-        # Owned by the installed webhook Service, so uninstalling removes it too, unless the
-        # installation asks to keep it (KFSERVING_KEEP_CERT_SECRET, the chart's
-        # certificate.keepOnUninstall) or there is no such Service (`make run`).
-        owner = None
-        if os.environ.get("KFSERVING_KEEP_CERT_SECRET", "").lower() not in ("1", "true"):
-            owner = await api.get("v1", "Service", certificates.SERVICE_NAME, options.namespace)
-            if owner is not None:
-                owner = {**owner, "apiVersion": "v1", "kind": "Service"}
-        secret = await api.apply(certificates.new_secret(certificates.SERVICE_NAME,
-                                                         options.namespace, owner))
-        logger.info("issued a new webhook serving certificate into secret %s/%s",
-                    options.namespace, certificates.SECRET_NAME)
-    return secret
+    waiting_logged = False
+    while True:
+        secret = await api.get("v1", "Secret", certificates.SECRET_NAME, options.namespace)
+        now = datetime.datetime.now(datetime.UTC)
+        if secret is not None and not certificates.secret_needs_renewal(secret, now):
+            return secret
+        if runtime.leading:
+            # Owned by the installed webhook Service, so uninstalling removes it too, unless
+            # the installation asks to keep it (KFSERVING_KEEP_CERT_SECRET, the chart's
+            # certificate.keepOnUninstall) or there is no such Service (`make run`).
+            owner = None
+            if os.environ.get("KFSERVING_KEEP_CERT_SECRET", "").lower() not in ("1", "true"):
+                owner = await _installation_owner(runtime)
+            secret = await api.apply(certificates.new_secret(
+                certificates.SERVICE_NAME, options.namespace, previous=secret, owner=owner))
+            logger.info("issued a new webhook serving certificate into secret %s/%s",
+                        options.namespace, certificates.SECRET_NAME)
+            return secret
+        if secret is not None and certificates.secret_is_usable(secret, now):
+            return secret  # due for renewal, which the leader does
+        if not waiting_logged:
+            logger.info("waiting for the leader to issue the webhook certificate into %s/%s",
+                        options.namespace, certificates.SECRET_NAME)
+            waiting_logged = True
+        # Look again after a retry period, or at once when this replica wins the Lease.
+        if runtime.elector is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.elector.leading.wait(),
+                                       options.lease_timing.retry_period)
+        else:
+            await asyncio.sleep(options.lease_timing.retry_period)
 
 
-async def _stop_webhooks(runtime: Runtime) -> None:
+async def unregister_local_webhooks(runtime: Runtime) -> None:
+    """Local mode: remove our loopback registration before the server stops.
+
+    With failurePolicy Fail a registration that points at a dead loopback port would block
+    every later InferenceService write. Cluster registrations stay: other replicas (or the
+    next pod) serve them.
+    """
     api = runtime.api
-    if runtime.renewal is not None:
-        runtime.renewal.cancel()
-    if runtime.options.webhook_mode == "local" and api is not None:
-        # Unregister before the server stops: with failurePolicy Fail a registration that
-        # points at a dead loopback port would block every later InferenceService write.
+    if (runtime.options.webhook_mode == "local" and api is not None and runtime.server
+            and runtime.readiness.webhooks_registered):
+        runtime.readiness.webhooks_registered = False
         configurations = [(kind, registration.CONFIGURATION_NAME) for kind in
                           ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")]
         for kind, name in [*configurations, *legacy_registration.LOCAL_CLEANUP]:
@@ -358,6 +578,14 @@ async def _stop_webhooks(runtime: Runtime) -> None:
             await runtime.conversion.restore_shipped(api)
         except KubeError as exc:
             logger.warning("could not restore the CRD's conversion webhook: %s", exc)
+
+
+async def stop_webhooks(runtime: Runtime) -> None:
+    if runtime.recovery is not None:
+        runtime.recovery.cancel()
+    if runtime.renewal is not None:
+        runtime.renewal.cancel()
+    await unregister_local_webhooks(runtime)
     if runtime.server is not None:
         await runtime.server.stop()
     for directory in runtime.temporary:
@@ -372,48 +600,16 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     poison.install_tolerant_decoding()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
         # kopf would otherwise log in through the official `kubernetes` client when it is
         # installed, which costs ~50 MiB of memory for nothing: read the kubeconfig directly.
-        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
-        return info or kopf.login_with_kubeconfig(**kwargs)
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.posting.enabled = False  # no Event writes for log lines
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
-        settings.networking.request_timeout = 60
-        settings.networking.error_backoffs = KOPF_ERROR_BACKOFFS
-        settings.watching.chunk_size = LIST_CHUNK_SIZE  # paged initial listings
-        # Filter on the server: only our children and our one ConfigMap reach this process,
-        # not every Service and ConfigMap of the cluster.
-        for group, version, plural in (("", "v1", "services"),
-                                       (c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services"),
-                                       (c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices")):
-            settings.watching.label_selectors[group, version, plural] = c.ISVC_LABEL
-        settings.watching.field_selectors["", "v1", "configmaps"] = (
-            f"metadata.name={CONFIGMAP_NAME},metadata.namespace={runtime.options.namespace}")
-        runtime.api = KubeApi()
-        await _load_config(runtime)
-        await _prime_cache(runtime)
-        runtime.reconciler = Reconciler(runtime.api, runtime.cache, runtime.config.get,
-                                        runtime.dependencies)
-        runtime.queue = WorkQueue(runtime.reconciler.reconcile, workers=runtime.options.workers,
-                                  expected=(ReconcileFailed, KubeError),
-                                  on_transient=runtime.api_unreachable)
-        runtime.queue.start()
-        await _start_webhooks(runtime)
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(**_: Any) -> None:
-        if runtime.recovery is not None:
-            runtime.recovery.cancel()
-        if runtime.queue is not None:
-            await runtime.queue.stop()
-        await _stop_webhooks(runtime)
-        if runtime.api is not None:
-            await runtime.api.close()
+        info: kopf.ConnectionInfo | None = (kopf.login_with_service_account(**kwargs)
+                                            or kopf.login_with_kubeconfig(**kwargs))
+        if info is None:
+            return None
+        return kopf.AiohttpSession(server=info.server, default_namespace=info.default_namespace,
+                                   expiration=info.expiration,
+                                   aiohttp_session=_counted_session(info, runtime.metrics))
 
     def _forget_isvc(key: IsvcKey) -> None:
         runtime.cache.drop_isvc(key)
@@ -422,7 +618,10 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         if runtime.reconciler is not None:
             runtime.reconciler.forget(key)
 
-    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
+    def _watched(**kwargs: Any) -> bool:
+        return runtime.options.watches(kwargs.get("namespace"))
+
+    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, when=_watched, registry=registry)
     async def inference_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         obj = dict(body)
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
@@ -438,7 +637,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                 report = poison.record_unprocessable(obj)
         # Never reconcile a spec we could not read whole: stop handling it until it is fixed.
         _forget_isvc(key)
-        await poison.report(runtime.api, report)
+        await poison.report(runtime.writer, report)
 
     def _take_isvc(type: str | None, obj: dict[str, Any], key: IsvcKey) -> None:
         if runtime.cache.is_current(obj):
@@ -448,17 +647,16 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         # Our own status write comes back as an event; only spec/metadata changes matter.
         if previous is not None and _same_input(previous, obj):
             return
-        if runtime.queue is not None:
-            # type None is the initial listing after a start: a resync, not news.
-            runtime.queue.add(key, urgent=type is not None)
+        # type None is the initial listing after a start: a resync, not news.
+        runtime.enqueue(key, urgent=type is not None)
 
     def _child_event(type: str | None, body: kopf.Body) -> None:
         obj = dict(body)
         if type != "DELETED" and runtime.cache.is_current(obj):
             return  # already known (primed at start, or written back from our own apply)
         parent = runtime.cache.put_child(obj, deleted=type == "DELETED")
-        if parent is not None and runtime.queue is not None and parent in runtime.cache:
-            runtime.queue.add(parent, urgent=type is not None)
+        if parent is not None and parent in runtime.cache:
+            runtime.enqueue(parent, urgent=type is not None)
 
     async def _labelled_child_event(type: str | None, body: kopf.Body) -> None:
         # Every labelled object arrives here (the watches select by label on the server);
@@ -473,17 +671,19 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                 return
             except RecursionError:
                 report = poison.record_unprocessable(obj)
-        await poison.report(runtime.api, report)
+        await poison.report(runtime.writer, report)
 
-    @kopf.on.event(c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services", registry=registry)
+    @kopf.on.event(c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services", when=_watched,
+                   registry=registry)
     async def knative_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         await _labelled_child_event(type, body)
 
-    @kopf.on.event(c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices", registry=registry)
+    @kopf.on.event(c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices", when=_watched,
+                   registry=registry)
     async def virtual_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         await _labelled_child_event(type, body)
 
-    @kopf.on.event("", "v1", "services", registry=registry)
+    @kopf.on.event("", "v1", "services", when=_watched, registry=registry)
     async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         await _labelled_child_event(type, body)
 
@@ -496,10 +696,16 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                        f"{LAST_GOOD_CONFIGMAP_NAME})")
             logger.error("%s", message)
             runtime.config.update(None)
-            if runtime.api is not None:
-                await runtime.api.post_event(dict(body), "Warning", "ConfigMapDeleted", message)
+            if runtime.writer is not None:
+                await runtime.writer.post_event(dict(body), "Warning", "ConfigMapDeleted",
+                                                message)
             return
         await _take_config(runtime, dict(body))
+
+    if runtime.options.watch_namespaces:
+        # CRDs are cluster-wide objects: a namespace-scoped operator learns whether Knative
+        # and Istio are installed at start only.
+        return registry
 
     def _is_dependency_crd(**kwargs: Any) -> bool:
         return kwargs["name"] in {KNATIVE_CRD, ISTIO_CRD}
@@ -516,9 +722,68 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
     # TrainedModels (multi-model serving): their own watch, cache and queue; registered last
     # so their startup runs after the one above has created the API client.
-    register_trained_models(registry, lambda: runtime.api, runtime.cache, runtime.config.get)
+    runtime.trained_models = register_trained_models(registry, lambda: runtime.api, runtime.cache,
+                                                     runtime.config.get)
     register_conversion_guard(registry, lambda: runtime.api, runtime.conversion)
     return registry
+
+
+def operator_settings(runtime: Runtime) -> kopf.OperatorSettings:
+    """kopf's settings: no Event posting, long watches, server-side filters, paged lists."""
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False  # no Event writes for log lines
+    if runtime.options.watch_namespaces:
+        # No cluster-wide reads: kopf neither lists namespaces nor watches CRDs.
+        settings.scanning.disabled = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    settings.networking.error_backoffs = KOPF_ERROR_BACKOFFS
+    settings.watching.chunk_size = LIST_CHUNK_SIZE  # paged initial listings
+    # Filter on the server: only our children and our one ConfigMap reach this process,
+    # not every Service and ConfigMap of the cluster.
+    for group, version, plural in (("", "v1", "services"),
+                                   (c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services"),
+                                   (c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices")):
+        settings.watching.label_selectors[group, version, plural] = c.ISVC_LABEL
+    settings.watching.field_selectors["", "v1", "configmaps"] = (
+        f"metadata.name={CONFIGMAP_NAME},metadata.namespace={runtime.options.namespace}")
+    return settings
+
+
+def new_reconciler(runtime: Runtime) -> None:
+    """The reconciler and its work queue (started only while leading)."""
+    assert runtime.api is not None
+    runtime.reconciler = Reconciler(runtime.api, runtime.cache, runtime.config.get,
+                                    runtime.dependencies)
+    metrics = runtime.metrics
+
+    def observe(result: str, seconds: float) -> None:
+        metrics.reconciles.labels(result=result).inc()
+        metrics.reconcile_duration.observe(seconds)
+
+    runtime.queue = WorkQueue(runtime.reconciler.reconcile, workers=runtime.options.workers,
+                              expected=(ReconcileFailed, KubeError),
+                              on_transient=runtime.api_unreachable,
+                              describe=lambda key: f"{key[0]}/{key[1]}", observe=observe)
+    metrics.watch_queue(runtime.queue.state)
+    metrics.watch_ready_counts(runtime.cache.ready_counts)
+
+
+def _counted_session(info: kopf.ConnectionInfo,
+                     metrics: OperatorMetrics) -> aiohttp.ClientSession:
+    """kopf's own session (as kopf builds it from a ConnectionInfo), with requests counted."""
+    with warnings.catch_warnings():  # kopf deprecates basic auth, but still supports it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        auth = info.as_aiohttp_basic_auth()
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        auth=auth,
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+        trace_configs=[aiohttp_trace(metrics)],
+    )
 
 
 def _same_input(previous: dict[str, Any], current: dict[str, Any]) -> bool:

@@ -181,10 +181,10 @@ class Reconciler:
             "resourceVersion")
 
     async def _apply_children(self, key: IsvcKey, plan_apply: tuple[dict[str, Any], ...],
-                              children: Children) -> tuple[list[tuple[str, str]], bool]:
-        """Apply what differs; return the failures and whether anything was written."""
+                              children: Children) -> tuple[list[tuple[str, str]], int]:
+        """Apply what differs; return the failures and how many children were written."""
         problems: list[tuple[str, str]] = []
-        wrote = False
+        written = 0
         for child in plan_apply:
             desired = with_hash(child)
             if self._up_to_date(key, desired, children.counterpart(desired)):
@@ -205,8 +205,8 @@ class Reconciler:
             logger.info("%s/%s: applied %s %s", key[0], key[1], desired["kind"],
                         desired["metadata"]["name"])
             self.cache.put_child(result)
-            wrote = True
-        return problems, wrote
+            written += 1
+        return problems, written
 
     def _mark_missing(self, obj: dict[str, Any]) -> None:
         if obj["apiVersion"] == c.KNATIVE_API_VERSION:
@@ -223,36 +223,43 @@ class Reconciler:
         del self._terminating[namespace]
         return False
 
-    async def reconcile(self, key: IsvcKey) -> None:
+    async def reconcile(self, key: IsvcKey) -> str:
+        """Reconcile one InferenceService; returns what was done, for the outcome log line."""
         if self._standing_down(key[0]):
-            return  # no applies, no status, no events: the namespace controller is at work
+            # no applies, no status, no events: the namespace controller is at work
+            return "namespace terminating"
         try:
-            await self._reconcile(key)
+            return await self._reconcile(key)
         except NamespaceTerminating:
             if key[0] not in self._terminating:
                 logger.info("namespace %s is terminating; leaving its InferenceServices to "
                             "the namespace controller", key[0])
             self._terminating[key[0]] = self.monotonic()
+            return "namespace terminating"
         except RecursionError:
             # Decoded, but too deep to process: fail this key alone, in one line.
             raise ReconcileFailed(f"{key[0]}/{key[1]}: the object is nested too deeply to "
                                   "process") from None
 
-    async def _reconcile(self, key: IsvcKey) -> None:
+    async def _reconcile(self, key: IsvcKey) -> str:
         isvc = self.cache.get_isvc(key)
-        if isvc is None or isvc.get("metadata", {}).get("deletionTimestamp"):
-            return
+        if isvc is None:
+            return "gone"
+        if isvc.get("metadata", {}).get("deletionTimestamp"):
+            return "being deleted"
         config = self.config()
         children = self.cache.children(key)
         failures = await self._read_failed_revisions(key[0], children)
         plan = plan_reconcile(isvc, config, self._observed(key, children, failures),
                               self.clock())
-        problems, wrote = await self._apply_children(key, plan.apply, children)
+        problems, writes = await self._apply_children(key, plan.apply, children)
+        wrote = writes > 0
         for ref in plan.delete:
             try:
                 await self.api.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
                 logger.info("%s/%s: deleted %s %s", key[0], key[1], ref.kind, ref.name)
                 wrote = True
+                writes += 1
             except _ABORTING:
                 raise
             except KubeError as exc:
@@ -273,20 +280,24 @@ class Reconciler:
             children = self.cache.children(key)
             plan = plan_reconcile(isvc, config, self._observed(key, children, failures),
                                   self.clock())
-        await self._write_status(isvc, plan.status)
+        if await self._write_status(isvc, plan.status):
+            writes += 1
         for event_type, reason, message in plan.events:
             await self.api.post_event(isvc, event_type, reason, message)
         for reason, message in new_causes:
             counters.WRITE_FAILURE_EVENTS.inc()
             await self.api.post_event(isvc, "Warning", reason, message)
         if not (self.dependencies.knative_installed and self.dependencies.istio_installed):
-            raise Requeue(MISSING_DEPENDENCY_RECHECK_SECONDS)
+            raise Requeue(MISSING_DEPENDENCY_RECHECK_SECONDS,
+                          f"{writes} writes; waiting for Knative Serving and Istio")
         if problems:
             raise ReconcileFailed("; ".join(message for _, message in problems))
+        return f"{writes} writes" if writes else "up to date"
 
-    async def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> None:
+    async def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> bool:
+        """Apply the status when it differs; True when it was written."""
         if isvc.get("status") == status:
-            return
+            return False
         meta = isvc["metadata"]
         ready: dict[str, Any] = next((cond for cond in status.get("conditions", [])
                       if cond.get("type") == "Ready"), {})
@@ -301,12 +312,13 @@ class Reconciler:
             })
         except KubeError as exc:
             if exc.not_found:
-                return  # deleted meanwhile; its DELETED event drops it from the cache
+                return False  # deleted meanwhile; its DELETED event drops it from the cache
             raise
         # Keep the cache ahead of the watch so the next reconcile compares with what we wrote.
         if result.get("metadata", {}).get("uid") == meta.get("uid"):
             self.cache.set_isvc_status((meta["namespace"], meta["name"]), meta.get("uid"),
                                        result.get("status") or {})
+        return True
 
 
 def _owned(desired: dict[str, Any]) -> dict[str, Any]:

@@ -249,13 +249,46 @@ def _essence(obj: dict[str, Any]) -> tuple[Any, ...]:
             meta.get("deletionTimestamp"), meta.get("uid"), obj.get("status"))
 
 
+class TrainedModelWorkers:
+    """The TrainedModel queue's workers run exactly while this replica leads, like the
+    InferenceService workers: followers watch and cache, but write nothing."""
+
+    def __init__(self) -> None:
+        self.leading = False
+        self._queue: WorkQueue[IsvcKey] | None = None
+        self._resync: Callable[[], None] = lambda: None
+
+    def attach(self, queue: WorkQueue[IsvcKey], resync: Callable[[], None]) -> None:
+        """The queue exists (kopf's startup has listed the TrainedModels)."""
+        self._queue, self._resync = queue, resync
+        if self.leading:
+            self._start()
+
+    def _start(self) -> None:
+        assert self._queue is not None
+        self._queue.start()
+        self._resync()  # changes made while nobody led are found by a full resync
+
+    def lead(self) -> None:
+        self.leading = True
+        if self._queue is not None and not self._queue.running:
+            self._start()
+
+    async def follow(self) -> None:
+        self.leading = False
+        if self._queue is not None and self._queue.running:
+            await self._queue.stop()
+
+
 def register_trained_models(registry: kopf.OperatorRegistry, api: Callable[[], KubeApi | None],
                             isvcs: ObjectCache, config: Callable[[], OperatorConfig],
-                            workers: int = 4) -> None:
+                            workers: int = 4) -> TrainedModelWorkers:
     """Register the TrainedModel handlers on ``registry`` (after the operator's own startup,
-    whose API client ``api()`` returns)."""
+    whose API client ``api()`` returns). The returned workers are started and stopped with
+    the replica's leadership."""
     models = TrainedModelCache()
     state: dict[str, Any] = {}
+    leadership = TrainedModelWorkers()
     # Spec and metadata of each InferenceService as last seen: when they change, the model
     # ConfigMap is read again (a hand edit of models.json is repaired then).
     seen_parents: dict[IsvcKey, int] = {}
@@ -283,9 +316,12 @@ def register_trained_models(registry: kopf.OperatorRegistry, api: Callable[[], K
         queue: WorkQueue[IsvcKey] = WorkQueue(reconciler.reconcile, workers=workers,
                                              expected=(KubeError,))
         state["queue"] = queue
-        queue.start()
-        for key in models.parents():
-            enqueue(key, urgent=False)
+
+        def resync() -> None:
+            for key in models.parents():
+                enqueue(key, urgent=False)
+
+        leadership.attach(queue, resync)
         logger.info("primed the cache with %d TrainedModels", len(existing))
 
     @kopf.on.cleanup(registry=registry)
@@ -336,3 +372,4 @@ def register_trained_models(registry: kopf.OperatorRegistry, api: Callable[[], K
         parent = read_parent(key[1], key[0], obj, config())
         if parent.isvc is not None and parent.not_multi_model_reason(config()) is None:
             enqueue(key, urgent=type is not None)
+    return leadership

@@ -124,36 +124,53 @@ def secret_needs_renewal(secret: dict[str, Any] | None, now: datetime.datetime) 
     return expiry - now < RENEW_BEFORE
 
 
-def new_secret(service: str, namespace: str,
+def secret_is_usable(secret: dict[str, Any] | None, now: datetime.datetime) -> bool:
+    """True when the Secret holds a complete pair that has not expired yet."""
+    data = (secret or {}).get("data") or {}
+    if not all(data.get(key) for key in ("tls.crt", "tls.key", "ca.crt")):
+        return False
+    return certificate_expiry(base64.b64decode(data["tls.crt"])) > now
+
+
+def _first_pem_certificate(bundle: bytes) -> bytes:
+    end = b"-----END CERTIFICATE-----"
+    index = bundle.find(end)
+    return bundle[:index + len(end)] + b"\n" if index >= 0 else b""
+
+
+def new_secret(service: str, namespace: str, previous: dict[str, Any] | None = None,
                owner: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Secret holding a fresh CA and a serving certificate for the webhook Service.
 
-    With ``owner`` (the installed webhook Service), the Secret carries an ownerReference to
-    it: uninstalling the manifests deletes the Service, and the garbage collector then deletes
-    the Secret the operator created, while upgrades keep both.
+    ``ca.crt`` also keeps the CA of ``previous`` (the Secret being renewed): replicas that
+    still serve the previous certificate stay trusted by the ``caBundle`` until they load
+    the new one.
+
+    With ``owner`` (an ownerReference to the installed webhook Service), the Secret carries
+    it: uninstalling the manifests deletes the Service, and the garbage collector then
+    deletes the Secret the operator created, while upgrades keep both.
     """
     ca = new_ca("kfserving-webhook-ca")
     pair = issue_serving_cert(ca, f"{service}.{namespace}.svc",
                               dns_names=service_dns_names(service, namespace))
+    bundle = ca.cert_pem
+    previous_ca = ((previous or {}).get("data") or {}).get("ca.crt")
+    if previous_ca:
+        bundle += _first_pem_certificate(base64.b64decode(previous_ca))
 
     def b64(raw: bytes) -> str:
         return base64.b64encode(raw).decode()
 
     metadata: dict[str, Any] = {"name": SECRET_NAME, "namespace": namespace}
     if owner is not None:
-        metadata["ownerReferences"] = [{
-            "apiVersion": owner.get("apiVersion", "v1"),
-            "kind": owner.get("kind", "Service"),
-            "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"],
-        }]
+        metadata["ownerReferences"] = [owner]
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": metadata,
         "type": "kubernetes.io/tls",
         "data": {"tls.crt": b64(pair.cert_pem), "tls.key": b64(pair.key_pem),
-                 "ca.crt": b64(ca.cert_pem)},
+                 "ca.crt": b64(bundle)},
     }
 
 

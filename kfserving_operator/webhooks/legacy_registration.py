@@ -29,9 +29,14 @@ ISVC_CRD_NAME: Final = f"{c.PLURAL}.{c.GROUP}"
 LOCAL_CLEANUP: Final = (("ValidatingWebhookConfiguration", TM_CONFIGURATION_NAME),)
 
 
-def trained_model_configuration(client_config_for: Any) -> dict[str, Any]:
+def trained_model_configuration(client_config_for: Any,
+                                watch_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     """The TrainedModel validator. DELETE is not in its rules: deletions are never blocked,
-    also not the garbage collector's when an InferenceService goes."""
+    also not the garbage collector's when an InferenceService goes. A namespace-scoped
+    operator validates only in its ``watch_namespaces``."""
+    scope = ({"namespaceSelector": {"matchExpressions": [{
+        "key": "kubernetes.io/metadata.name", "operator": "In",
+        "values": list(watch_namespaces)}]}} if watch_namespaces else {})
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -51,6 +56,7 @@ def trained_model_configuration(client_config_for: Any) -> dict[str, Any]:
                 "resources": [TM_PLURAL],
                 "scope": "Namespaced",
             }],
+            **scope,
         }],
     }
 
@@ -80,9 +86,10 @@ def conversion_is_current(crd: dict[str, Any], client_config: dict[str, Any]) ->
                 and webhook.get("clientConfig") == client_config)
 
 
-def configurations(client_config_for: Any) -> list[dict[str, Any]]:
+def configurations(client_config_for: Any,
+                   watch_namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Webhook configurations to apply at start and whenever the certificate changes."""
-    return [trained_model_configuration(client_config_for)]
+    return [trained_model_configuration(client_config_for, watch_namespaces)]
 
 
 def shipped_conversion_patch() -> dict[str, Any]:

@@ -17,6 +17,8 @@ an operator outage can never block the operator's own pod or anyone else's workl
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from kfserving_operator.api import constants as c
@@ -35,6 +37,26 @@ V1ALPHA2_VALIDATOR_NAME = "inferenceservice.kfserving-webhook-server.v1alpha2.va
 V1ALPHA2 = "v1alpha2"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kfserving-operator"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one webhook of an existing configuration sends its reviews."""
+
+    url: str | None = None
+    service: str | None = None  # "namespace/name"
+
+
+def endpoints(configuration: dict[str, Any]) -> Iterator[Endpoint]:
+    """The endpoints of every webhook in a Mutating/ValidatingWebhookConfiguration."""
+    for hook in configuration.get("webhooks") or []:
+        client = hook.get("clientConfig") or {}
+        service = client.get("service")
+        if service:
+            yield Endpoint(service=f"{service.get('namespace')}/{service.get('name')}")
+        elif client.get("url"):
+            yield Endpoint(url=str(client["url"]))
 
 
 def url_client_config(base_url: str, path: str, ca_bundle: bytes) -> dict[str, Any]:
@@ -75,28 +97,51 @@ def _common(client_config: dict[str, Any], match_policy: str = "Equivalent") -> 
 # Equivalent they would also get every v1beta1 request, converted, and refuse its canary. The
 # v1beta1 webhooks (Equivalent) see v1alpha2 requests too, converted, so one set of rules
 # holds for both versions.
-def _v1alpha2_defaulter(client_config_for: Any) -> dict[str, Any]:
+def _v1alpha2_defaulter(client_config_for: Any,
+                        watch_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "name": V1ALPHA2_DEFAULTER_NAME,
         **_common(client_config_for(V1ALPHA2_DEFAULTER_PATH), "Exact"),
         "rules": [_isvc_rule(V1ALPHA2)],
+        **(_only_in(watch_namespaces) if watch_namespaces else {}),
         "reinvocationPolicy": "Never",
     }
 
 
-def _v1alpha2_validator(client_config_for: Any) -> dict[str, Any]:
+def _v1alpha2_validator(client_config_for: Any,
+                        watch_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "name": V1ALPHA2_VALIDATOR_NAME,
         **_common(client_config_for(V1ALPHA2_VALIDATOR_PATH), "Exact"),
         "rules": [_isvc_rule(V1ALPHA2)],
+        **(_only_in(watch_namespaces) if watch_namespaces else {}),
     }
 
 
-def mutating_configuration(client_config_for: Any, operator_namespace: str) -> dict[str, Any]:
+def _only_in(namespaces: tuple[str, ...]) -> dict[str, Any]:
+    """A namespaceSelector for a namespace-scoped operator: its namespaces, nothing else."""
+    return {"namespaceSelector": {"matchExpressions": [{
+        "key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}]}}
+
+
+def mutating_configuration(client_config_for: Any, operator_namespace: str,
+                           watch_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     """The defaulter for InferenceServices and the pod mutator for model pods.
 
-    ``client_config_for(path)`` returns the clientConfig of one webhook path.
+    ``client_config_for(path)`` returns the clientConfig of one webhook path. With
+    ``watch_namespaces`` both webhooks see only those namespaces, so InferenceServices and pods
+    elsewhere are left to whatever else serves them.
     """
+    pod_namespaces = tuple(n for n in watch_namespaces if n != operator_namespace)
+    pod_selector = _only_in(pod_namespaces) if watch_namespaces else {
+        "namespaceSelector": {
+            "matchExpressions": [{
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": [operator_namespace],
+            }],
+        },
+    }
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -106,6 +151,7 @@ def mutating_configuration(client_config_for: Any, operator_namespace: str) -> d
                 "name": DEFAULTER_NAME,
                 **_common(client_config_for(DEFAULTER_PATH)),
                 "rules": [_isvc_rule()],
+                **(_only_in(watch_namespaces) if watch_namespaces else {}),
                 "reinvocationPolicy": "Never",
             },
             {
@@ -121,23 +167,18 @@ def mutating_configuration(client_config_for: Any, operator_namespace: str) -> d
                 "objectSelector": {
                     "matchExpressions": [{"key": c.ISVC_LABEL, "operator": "Exists"}],
                 },
-                "namespaceSelector": {
-                    "matchExpressions": [{
-                        "key": "kubernetes.io/metadata.name",
-                        "operator": "NotIn",
-                        "values": [operator_namespace],
-                    }],
-                },
+                **pod_selector,
                 # Re-run after other mutators (Istio's sidecar injector, say) so our init
                 # container and mounts see the final pod; the mutation is idempotent.
                 "reinvocationPolicy": "IfNeeded",
             },
-            _v1alpha2_defaulter(client_config_for),
+            _v1alpha2_defaulter(client_config_for, watch_namespaces),
         ],
     }
 
 
-def validating_configuration(client_config_for: Any) -> dict[str, Any]:
+def validating_configuration(client_config_for: Any,
+                             watch_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     """The validator for InferenceServices; DELETE is not in its rules, so never blocked."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -148,7 +189,8 @@ def validating_configuration(client_config_for: Any) -> dict[str, Any]:
                 "name": VALIDATOR_NAME,
                 **_common(client_config_for(VALIDATOR_PATH)),
                 "rules": [_isvc_rule()],
+                **(_only_in(watch_namespaces) if watch_namespaces else {}),
             },
-            _v1alpha2_validator(client_config_for),
+            _v1alpha2_validator(client_config_for, watch_namespaces),
         ],
     }

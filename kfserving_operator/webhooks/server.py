@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from aiohttp import web
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.k8s import decoding
 from kfserving_operator.k8s.api import KubeApi, KubeError
+from kfserving_operator.operator.health import BindError, bound_port
+from kfserving_operator.operator.metrics import OperatorMetrics
 from kfserving_operator.podmutation.credentials import (
     CredentialSources,
     secret_names_to_fetch,
@@ -38,6 +41,8 @@ from kfserving_operator.webhooks.registration import (
 logger = logging.getLogger(__name__)
 
 ConfigSource = Callable[[], OperatorConfig]
+WEBHOOK_NAMES = {DEFAULTER_PATH: "defaulter", VALIDATOR_PATH: "validator",
+                 POD_MUTATOR_PATH: "pod-mutator"}
 
 # The API server accepts request bodies up to 3 MiB; an AdmissionReview of an update carries
 # the object and the old object, plus the review around them. Anything larger cannot come
@@ -119,14 +124,18 @@ class AdmissionServer:
     """Serves the three webhooks over TLS; start and stop it from kopf's startup/cleanup."""
 
     def __init__(self, api: KubeApi, config: ConfigSource, certificate: ServingCertificate,
-                 host: str, port: int) -> None:
+                 host: str, port: int, metrics: OperatorMetrics | None = None) -> None:
         self._api = api
         self._config = config
         self._certificate = certificate
         self._host = host
-        self._port = port
+        self.port = port  # the port actually bound once started (0 picks a free one)
+        self._metrics = metrics or OperatorMetrics()
         self._runner: web.AppRunner | None = None
         self._context: ssl.SSLContext | None = None
+        # While draining (the replica is stopping), every answer closes its connection, so
+        # the apiserver's kept-alive connections move to the replicas that stay.
+        self.draining = False
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -143,31 +152,45 @@ class AdmissionServer:
         self, handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def serve(request: web.Request) -> web.Response:
+            webhook = WEBHOOK_NAMES.get(request.path, request.path)
+            started = time.monotonic()
+            response, result = await answer(request)
+            if self.draining:
+                response.force_close()
+            self._metrics.admissions.labels(webhook=webhook, result=result).inc()
+            self._metrics.admission_duration.labels(webhook=webhook).observe(
+                time.monotonic() - started)
+            return response
+
+        async def answer(request: web.Request) -> tuple[web.Response, str]:
+            """The response, and the result for the metrics: allowed, denied or error."""
             try:
                 body = await asyncio.wait_for(request.read(), BODY_TIMEOUT_SECONDS)
             except TimeoutError:
                 return web.json_response(
                     {"error": f"body not received within {BODY_TIMEOUT_SECONDS:g}s"},
-                    status=408, headers={"Connection": "close"})
+                    status=408, headers={"Connection": "close"}), "error"
             try:
                 review = decode_review(body)
             except BadReview as exc:
-                return web.json_response({"error": str(exc)}, status=400)
+                return web.json_response({"error": str(exc)}, status=400), "error"
             path = too_deep(review)
             if path is not None:
                 return web.json_response(admission.review_response(
                     review, allowed=False, code=400,
                     message=f"{path}: nested deeper than {decoding.MAX_DEPTH} levels; "
-                            "objects this deep are not accepted"))
+                            "objects this deep are not accepted")), "denied"
             try:
-                answer = await handler(review)
+                reply = await handler(review)
+                result = "allowed" if reply.get("response", {}).get("allowed") else "denied"
             except Exception as exc:  # never let one review take the server down
                 logger.exception("admission review failed on %s", request.path)
-                answer = admission.review_response(
+                reply = admission.review_response(
                     review, allowed=False, code=500,
                     message=f"internal error in {request.path}: {exc}",
                 )
-            return web.json_response(answer)
+                result = "error"
+            return web.json_response(reply), result
 
         return serve
 
@@ -219,10 +242,17 @@ class AdmissionServer:
                                      keepalive_timeout=HEADER_TIMEOUT_SECONDS,
                                      lingering_time=0)
         await self._runner.setup()
-        site = _GuardedSite(self._runner, self._host, self._port,
+        site = _GuardedSite(self._runner, self._host, self.port,
                             ssl_context=self._ssl_context())
-        await site.start()
-        logger.info("admission webhooks serving on https://%s:%d", self._host, self._port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise BindError(f"cannot listen for admission webhooks on {self._host}:"
+                            f"{self.port}: {exc.strerror or exc}") from exc
+        self.port = bound_port(self._runner, self.port)
+        logger.info("admission webhooks serving on https://%s:%d", self._host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

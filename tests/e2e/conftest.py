@@ -19,9 +19,13 @@ import pytest
 from kfserving_operator.cluster import netns
 from tests.conftest import ROOT, _to_terminal
 from tests.support.cluster import Cluster, install_crds, start_cluster, start_knative_lane
+from tests.support.operator import OperatorProcess, operator_unless_external
 
 
-@pytest.fixture(scope="session")
+# Package scope: the lane stops when the e2e tier is done, not at the end of the whole
+# session; and `operator` is overridden too, because a session fixture shared with the
+# integration tier would keep running against whichever cluster it met first.
+@pytest.fixture(scope="package")
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """Real Knative: the local lane, or the external cluster the environment names."""
     if os.environ.get("KFSERVING_TEST_KUBECONFIG"):
@@ -42,4 +46,12 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
                      f"knative.dev/serving) on kube-apiserver {version['gitVersion']} at "
                      f"{running.local_state.apiserver_url if running.local_state else '?'}, "
                      "in an isolated network namespace")
+        yield running
+
+
+@pytest.fixture(scope="package")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        OperatorProcess | None]:
+    """The operator, inside the lane's network namespace, as its own user."""
+    with operator_unless_external(cluster, tmp_path_factory.mktemp("operator-e2e")) as running:
         yield running

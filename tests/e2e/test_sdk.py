@@ -1,13 +1,12 @@
 """The published KFServing 0.6.1 Python SDK against the operator, as its users drive it.
 
-The SDK runs from its own virtualenv (tests/support/sdk.py). On the stand-in tier the test
-plays Knative's part for the Knative Services; with real Knative
-(``KFSERVING_TEST_SKIP_DEV_CRDS=1``) Knative does, and the test only waits.
+The SDK runs from its own virtualenv (tests/support/sdk.py), where the e2e cluster is reachable
+(inside the Knative lane's network namespace, or against the external cluster). Knative's own
+controllers make each revision Ready; the test only waits, as an SDK user would.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,30 +14,12 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import Cluster, KubectlError, wait_for
-from tests.support.knative import KnativeStandIn
 from tests.support.sdk import SdkError, sdk_call, sdk_command
 
 pytestmark = pytest.mark.usefixtures("operator")
 
-REAL_KNATIVE = bool(os.environ.get("KFSERVING_TEST_SKIP_DEV_CRDS"))
 MODEL = "gs://kfserving-samples/models/sklearn/iris"
 CANARY_MODEL = "gs://kfserving-samples/models/sklearn/iris-v2"
-
-
-class Knative:
-    """Knative's part: the stand-in on the loopback plane, nothing to do on real Knative."""
-
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self.stand_in = None if REAL_KNATIVE else KnativeStandIn(cluster, namespace)
-
-    def serve_latest(self, ksvc: str, *, generation: int) -> None:
-        """Make the ksvc's revision for (at least) ``generation`` of its spec Ready."""
-        stand_in = self.stand_in
-        if stand_in is None:
-            return
-        wait_for(lambda: stand_in.wait_for_ksvc(ksvc)["metadata"]["generation"] >= generation,
-                 timeout=60, message=f"ksvc {ksvc} generation {generation}")
-        stand_in.observe(ksvc, ready=True)
 
 
 def _predictor_traffic(isvc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -50,8 +31,6 @@ def test_sdk_lifecycle(cluster: Cluster, namespace: str, tmp_path: Path,
                        report: Any) -> None:
     """set_credentials, create, get(watch=True), wait_isvc_ready, patch to a canary,
     replace to promote, delete: each through the SDK, each checked on the cluster."""
-    kubeconfig = cluster.kubeconfig
-    knative = Knative(cluster, namespace)
     name, ksvc = "sdk-iris", "sdk-iris-predictor-default"
 
     # set_credentials: a Secret with the S3 keys and endpoint, attached to a ServiceAccount
@@ -62,7 +41,7 @@ def test_sdk_lifecycle(cluster: Cluster, namespace: str, tmp_path: Path,
     key_id, secret_key = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     credentials.write_text(f"[default]\naws_access_key_id = {key_id}\n"
                            f"aws_secret_access_key = {secret_key}\n")
-    sdk_call(kubeconfig, "set_credentials", namespace=namespace, storage_type="s3",
+    sdk_call(cluster, "set_credentials", namespace=namespace, storage_type="s3",
              credentials_file=str(credentials), service_account="sdk-sa",
              extra={"s3_endpoint": "minio.example:9000", "s3_use_https": "0"})
     account = cluster.get_json("serviceaccount", "sdk-sa", "-n", namespace)
@@ -73,15 +52,14 @@ def test_sdk_lifecycle(cluster: Cluster, namespace: str, tmp_path: Path,
         "minio.example:9000"
 
     # create: admitted and defaulted by the operator's webhook.
-    created = sdk_call(kubeconfig, "create", name=name, namespace=namespace,
+    created = sdk_call(cluster, "create", name=name, namespace=namespace,
                        storage_uri=MODEL, service_account="sdk-sa")
     assert created["spec"]["predictor"]["sklearn"]["protocolVersion"] == "v1"  # defaulted
 
     # get(watch=True): the SDK's watch table, which ends when the service is Ready.
-    watcher = subprocess.Popen(sdk_command(kubeconfig, "get", name=name, namespace=namespace,
+    watcher = subprocess.Popen(sdk_command(cluster, "get", name=name, namespace=namespace,
                                            watch=True, timeout_seconds=90),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    knative.serve_latest(ksvc, generation=1)
     out, err = watcher.communicate(timeout=120)
     assert watcher.returncode == 0, err
     assert '"error"' not in out.splitlines()[-1], out
@@ -91,43 +69,41 @@ def test_sdk_lifecycle(cluster: Cluster, namespace: str, tmp_path: Path,
     report(f"SDK watch: {ready_rows[-1].strip()}")
 
     # wait_isvc_ready returns at once for a Ready service; get reads the full object back.
-    assert sdk_call(kubeconfig, "wait_isvc_ready", name=name, namespace=namespace,
+    assert sdk_call(cluster, "wait_isvc_ready", name=name, namespace=namespace,
                     timeout_seconds=30, polling_interval=1) is True
-    isvc = sdk_call(kubeconfig, "get", name=name, namespace=namespace)
+    isvc = sdk_call(cluster, "get", name=name, namespace=namespace)
     assert isvc["status"]["url"].startswith(f"http://{name}.{namespace}.")
     assert [t["percent"] for t in _predictor_traffic(isvc)] == [100]
 
     # patch to a canary: 20 % to a new model, 80 % stays on the previous revision.
-    sdk_call(kubeconfig, "patch", name=name, namespace=namespace, storage_uri=CANARY_MODEL,
+    sdk_call(cluster, "patch", name=name, namespace=namespace, storage_uri=CANARY_MODEL,
              service_account="sdk-sa", canary_percent=20)
-    knative.serve_latest(ksvc, generation=2)
-    sdk_call(kubeconfig, "wait_isvc_ready", name=name, namespace=namespace,
+    sdk_call(cluster, "wait_isvc_ready", name=name, namespace=namespace,
              timeout_seconds=60, polling_interval=1)
 
     def split() -> list[tuple[bool, int]] | None:
-        traffic = _predictor_traffic(sdk_call(kubeconfig, "get", name=name,
+        traffic = _predictor_traffic(sdk_call(cluster, "get", name=name,
                                               namespace=namespace))
         shares = sorted((bool(t.get("latestRevision")), int(t["percent"])) for t in traffic)
         return shares if shares == [(False, 80), (True, 20)] else None
     assert wait_for(split, timeout=60, interval=1, message="the 80/20 canary split")
 
     # replace to promote: the canary's model without canaryTrafficPercent takes all traffic.
-    sdk_call(kubeconfig, "replace", name=name, namespace=namespace, storage_uri=CANARY_MODEL,
+    sdk_call(cluster, "replace", name=name, namespace=namespace, storage_uri=CANARY_MODEL,
              service_account="sdk-sa")
-    knative.serve_latest(ksvc, generation=3)
 
     def promoted() -> bool:
-        isvc = sdk_call(kubeconfig, "get", name=name, namespace=namespace)
+        isvc = sdk_call(cluster, "get", name=name, namespace=namespace)
         traffic = _predictor_traffic(isvc)
         return (len(traffic) == 1 and traffic[0]["percent"] == 100
                 and traffic[0].get("latestRevision") is True
                 and "canaryTrafficPercent" not in isvc["spec"]["predictor"])
     assert wait_for(promoted, timeout=60, interval=1, message="promotion to 100 %")
-    assert sdk_call(kubeconfig, "is_isvc_ready", name=name, namespace=namespace) is True
+    assert sdk_call(cluster, "is_isvc_ready", name=name, namespace=namespace) is True
 
     # delete: the InferenceService goes, and its Knative Service with it (garbage collection).
-    sdk_call(kubeconfig, "delete", name=name, namespace=namespace)
-    assert wait_for(lambda: _gone(kubeconfig, name, namespace), timeout=30, interval=1,
+    sdk_call(cluster, "delete", name=name, namespace=namespace)
+    assert wait_for(lambda: _gone(cluster, name, namespace), timeout=30, interval=1,
                     message="the InferenceService to be deleted")
 
     def ksvc_gone() -> bool:
@@ -139,9 +115,9 @@ def test_sdk_lifecycle(cluster: Cluster, namespace: str, tmp_path: Path,
     assert wait_for(ksvc_gone, timeout=60, interval=0.5, message="the ksvc to be collected")
 
 
-def _gone(kubeconfig: str, name: str, namespace: str) -> bool:
+def _gone(cluster: Cluster, name: str, namespace: str) -> bool:
     try:
-        sdk_call(kubeconfig, "get", name=name, namespace=namespace)
+        sdk_call(cluster, "get", name=name, namespace=namespace)
     except SdkError as exc:
         return "Not Found" in str(exc)  # the SDK re-raises the API's 404 as a RuntimeError
     return False

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kfserving_operator.webhooks.registration import CONFIGURATION_NAME
 from tests.integration.test_reconcile import get_or_none
 from tests.support.cluster import Cluster, wait_for
 from tests.support.operator import OperatorProcess
@@ -30,14 +29,7 @@ def _key_dirs(tmp: Path) -> list[Path]:
     return sorted(p for p in tmp.iterdir() if p.name.startswith("kfserving-"))
 
 
-def _unregister(cluster: Cluster) -> None:
-    """Remove the registration a killed operator left behind, so a start waits for its own."""
-    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
-        cluster.kubectl("delete", kind, CONFIGURATION_NAME, "--ignore-not-found")
-
-
-def test_no_key_material_is_left_after_a_graceful_stop(cluster: Cluster,
-                                                       running: OperatorProcess,
+def test_no_key_material_is_left_after_a_graceful_stop(running: OperatorProcess,
                                                        tmp_path: Path) -> None:
     running.env["TMPDIR"] = str(tmp_path)
     try:
@@ -50,7 +42,6 @@ def test_no_key_material_is_left_after_a_graceful_stop(cluster: Cluster,
         running.start()
         running.process.kill()
         running.process.wait()
-        _unregister(cluster)
         assert len(_key_dirs(tmp_path)) == 1
         running.start()
         wait_for(lambda: len(_key_dirs(tmp_path)) == 1, message="the stale directory removed")

@@ -20,6 +20,7 @@ import tomllib
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,13 @@ import yaml
 
 from kfserving_operator.api.config import (
     CONFIGMAP_NAME,
+    LAST_GOOD_CONFIGMAP_NAME,
     OperatorConfig,
     parse_operator_config,
 )
 from kfserving_operator.cluster.localplane import find_tool, project_root
+from kfserving_operator.k8s.leader import lease_object, next_record, record_of
+from kfserving_operator.operator.handlers import LEASE_NAME
 from kfserving_operator.webhooks import certificates, legacy_registration, registration
 from tests.support.cluster import Cluster, KubectlError, wait_established, wait_for
 from tests.support.operator import run_operator
@@ -158,7 +162,8 @@ def _default_config_objects() -> dict[str, Any]:
     return {key: json.loads(value) for key, value in OperatorConfig().to_configmap_data().items()}
 
 
-def _expected_webhooks(namespace: str) -> dict[str, Any]:
+def _expected_webhooks(namespace: str,
+                       watch_namespaces: tuple[str, ...] = ()) -> dict[str, Any]:
     """registration.py's configurations for a Service reference, without the caBundle."""
 
     def client_config(path: str) -> dict[str, Any]:
@@ -169,10 +174,11 @@ def _expected_webhooks(namespace: str) -> dict[str, Any]:
 
     return {
         "MutatingWebhookConfiguration":
-            registration.mutating_configuration(client_config, namespace),
-        "ValidatingWebhookConfiguration": registration.validating_configuration(client_config),
+            registration.mutating_configuration(client_config, namespace, watch_namespaces),
+        "ValidatingWebhookConfiguration":
+            registration.validating_configuration(client_config, watch_namespaces),
         legacy_registration.TM_CONFIGURATION_NAME:
-            legacy_registration.trained_model_configuration(client_config),
+            legacy_registration.trained_model_configuration(client_config, watch_namespaces),
     }
 
 
@@ -263,8 +269,14 @@ def _check_operator_objects(objects: Objects, *, cert_manager: bool,
 
     deployment = _find(objects, "Deployment", "kfserving-controller-manager")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    # Two replicas that both serve admission; a new one is ready before an old one stops.
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate",
+                                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    pod_labels = spec["template"]["metadata"]["labels"]
+    budget = _find(objects, "PodDisruptionBudget", "kfserving-controller-manager")["spec"]
+    assert budget["maxUnavailable"] == 1
+    assert budget["selector"]["matchLabels"].items() <= pod_labels.items()
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == SERVICE_ACCOUNT
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -275,15 +287,25 @@ def _check_operator_objects(objects: Objects, *, cert_manager: bool,
     assert container["resources"]["requests"] and container["resources"]["limits"]
     env = _env(container)
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    assert env["KFSERVING_LIVENESS"] == "http://0.0.0.0:8080/healthz"
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert ("KFSERVING_CERT_DIR" in env) is cert_manager
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"webhook-server": 9443, "health": 8080}
-    assert "--webhook-port=9443" in container["args"]
-    probe = container["livenessProbe"]["httpGet"]
-    assert probe["path"] == "/healthz"
-    assert ports[probe["port"]] == 8080
-    assert "readinessProbe" not in container
+    assert ports == {"webhook-server": 9443, "http": 8080}
+    assert {"--webhook-port=9443", "--health-port=8080",
+            "--shutdown-drain-seconds=5"} <= set(container["args"])
+    assert "--no-leader-elect" not in container["args"]
+    for kind, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        probe = container[kind]["httpGet"]
+        assert probe["path"] == path
+        assert ports[probe["port"]] == 8080
+    assert pod["terminationGracePeriodSeconds"] > 5  # longer than the admission drain
+    metrics = _find(objects, "Service", "kfserving-controller-manager-metrics-service")
+    assert metrics["spec"]["selector"].items() <= pod_labels.items()
+    [metrics_port] = metrics["spec"]["ports"]
+    assert (metrics_port["name"], ports[metrics_port["targetPort"]]) == ("http-metrics", 8080)
+    leases = _find(objects, "Role", "kfserving-leader-election-role")["rules"]
+    assert {verb for rule in leases for verb in rule["verbs"]} == {"create", "get", "update"}
+    assert all(rule["resources"] == ["leases"] for rule in leases)
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
@@ -385,6 +407,22 @@ def test_helm_template_other_namespace_and_values(helm: Helm) -> None:
     assert "kfserving-webhook-server-service.models-system.svc" in serving["dnsNames"]
 
 
+def test_helm_namespace_scoped_rendering(helm: Helm) -> None:
+    """watchNamespaces: the operator's flags, webhooks limited to those namespaces exactly as
+    the operator registers them, and Roles instead of cluster-wide reads."""
+    objects = helm.template("--set", "watchNamespaces={team-a,team-b}")
+    assert [a for a in _container(objects)["args"] if a.startswith("--watch-namespace")] == [
+        "--watch-namespace=team-a", "--watch-namespace=team-b"]
+    expected = _expected_webhooks(NAMESPACE, ("team-a", "team-b"))
+    for kind in WEBHOOK_KINDS:
+        assert _find(objects, kind)["webhooks"] == expected[kind]["webhooks"]
+    roles = {o["metadata"]["namespace"] for o in objects
+             if o["kind"] == "Role" and o["metadata"]["name"] == "kfserving-manager-role"}
+    assert roles == {"team-a", "team-b", NAMESPACE}
+    [cluster_role] = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert all(rule.get("resourceNames") for rule in cluster_role["rules"])
+
+
 def test_helm_config_overrides_merge_per_key(helm: Helm, tmp_path: Path) -> None:
     overrides = {
         "ingress": {"ingressDomain": "models.example.org"},
@@ -416,6 +454,36 @@ def test_helm_config_overrides_merge_per_key(helm: Helm, tmp_path: Path) -> None
     assert from_chart.config != OperatorConfig()
 
 
+def test_helm_service_monitor_toggle(helm: Helm) -> None:
+    assert "ServiceMonitor" not in {kind for kind, _ in _kinds(helm.template())}
+    objects = helm.template("--set", "metrics.serviceMonitor.enabled=true",
+                            "--set", "metrics.serviceMonitor.labels.release=prometheus",
+                            "--set", "metrics.serviceMonitor.interval=15s")
+    monitor = _find(objects, "ServiceMonitor", "kfserving-controller-manager")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"], endpoint["interval"]) == (
+        "http-metrics", "/metrics", "15s")
+    # It selects the metrics Service, and only that one.
+    selected = [service["metadata"]["name"] for service in objects
+                if service["kind"] == "Service" and monitor["spec"]["selector"][
+                    "matchLabels"].items() <= service["metadata"]["labels"].items()]
+    assert selected == ["kfserving-controller-manager-metrics-service"]
+
+
+def test_helm_replicas_and_leader_election_values(helm: Helm) -> None:
+    objects = helm.template("--set", "replicas=3", "--set", "leaderElection.leaseDuration=30",
+                            "--set", "podDisruptionBudget.enabled=false")
+    assert _find(objects, "Deployment")["spec"]["replicas"] == 3
+    assert "--leader-election-lease-duration=30" in _container(objects)["args"]
+    assert "PodDisruptionBudget" not in {kind for kind, _ in _kinds(objects)}
+    single = helm.template("--set", "replicas=1", "--set", "leaderElection.enabled=false")
+    assert "--no-leader-elect" in _container(single)["args"]
+    assert ("Role", "kfserving-leader-election-role") not in _kinds(single)
+    with pytest.raises(CommandFailed, match=r"replicas > 1 needs leaderElection\.enabled"):
+        helm.template("--set", "leaderElection.enabled=false")
+
+
 def test_helm_rejects_unknown_config_key(helm: Helm) -> None:
     with pytest.raises(CommandFailed, match=r"config\.ingres is not an inferenceservice-config"):
         helm.template("--set", "config.ingres.ingressDomain=x")
@@ -435,9 +503,9 @@ STAND_IN_CERT_MANAGER_CRDS: Objects = [
     {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.cert-manager.io"},
+        "metadata": {"name": f"{plural}.{group}"},
         "spec": {
-            "group": "cert-manager.io",
+            "group": group,
             "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural,
                       "singular": kind.lower()},
             "scope": "Namespaced",
@@ -451,7 +519,9 @@ STAND_IN_CERT_MANAGER_CRDS: Objects = [
             }],
         },
     }
-    for kind, plural in (("Issuer", "issuers"), ("Certificate", "certificates"))
+    for group, kind, plural in (("cert-manager.io", "Issuer", "issuers"),
+                                ("cert-manager.io", "Certificate", "certificates"),
+                                ("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"))
 ]
 
 
@@ -504,7 +574,8 @@ def _dry_run(cluster: Cluster, objects: Objects, server_side: bool) -> None:
     assert all("(server dry run)" in line for line in reported), out
 
 
-RENDERINGS = ("kustomize-base", "kustomize-cert-manager", "helm-defaults", "helm-cert-manager")
+RENDERINGS = ("kustomize-base", "kustomize-cert-manager", "helm-defaults", "helm-cert-manager",
+              "helm-service-monitor")
 
 
 def _render(which: str, helm: Helm) -> Objects:
@@ -514,6 +585,9 @@ def _render(which: str, helm: Helm) -> Objects:
         return kustomize(OVERLAY)
     if which == "helm-defaults":
         return helm.template("--include-crds", "--set", "namespace.create=true")
+    if which == "helm-service-monitor":
+        return helm.template("--include-crds", "--set", "namespace.create=true",
+                             "--set", "metrics.serviceMonitor.enabled=true")
     return helm.template("--include-crds", "--set", "namespace.create=true",
                          "--set", "certManager.enabled=true")
 
@@ -561,8 +635,8 @@ class OperatorIdentity:
                 subject["namespace"] = self.namespace
             self.objects.append(obj)
         kinds = sorted(obj["kind"] for obj in self.objects)
-        assert kinds == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-                         "ServiceAccount"]
+        assert kinds == ["ClusterRole", "ClusterRoleBinding", "Role", "Role", "RoleBinding",
+                         "RoleBinding", "ServiceAccount"]
 
     def can(self, verb: str, resource: str, *, namespace: str | None = None,
             subresource: str | None = None) -> bool:
@@ -642,6 +716,9 @@ NEEDED: list[tuple[str, str, str | None, str | None]] = [
       for verb in ("get", "create", "patch")],
     *[(verb, f"{hook}/{registration.CONFIGURATION_NAME}", None, None)
       for verb in ("get", "create", "patch", "delete") for hook in HOOKS],
+    ("create", "leases.coordination.k8s.io", "own", None),
+    *[(verb, f"leases.coordination.k8s.io/{LEASE_NAME}", "own", None)
+      for verb in ("get", "update")],
 ]
 
 DENIED: list[tuple[str, str, str | None, str | None]] = [
@@ -671,6 +748,10 @@ DENIED: list[tuple[str, str, str | None, str | None]] = [
     *[(verb, "trainedmodels.serving.kubeflow.org", "elsewhere", None)
       for verb in ("create", "delete", "update")],
     ("create", f"{HOOKS[0]}/{legacy_registration.TM_CONFIGURATION_NAME}", None, None),
+    ("update", "leases.coordination.k8s.io/some-other-lease", "own", None),
+    ("delete", f"leases.coordination.k8s.io/{LEASE_NAME}", "own", None),
+    ("create", "leases.coordination.k8s.io", "elsewhere", None),
+    ("list", "leases.coordination.k8s.io", "own", None),
 ]
 
 
@@ -727,6 +808,16 @@ def test_rbac_real_requests_as_the_service_account(cluster: Cluster,
     ]
     identity.kubectl(*apply, "-f", "-", input=yaml.safe_dump_all(children))
     identity.kubectl("delete", "-f", "-", "--wait=false", input=yaml.safe_dump_all(children))
+
+    # The leader-election Lease: created, read and renewed (PUT) as the elector does.
+    lease = lease_object(LEASE_NAME, ns, next_record(None, "probe", 15, datetime.now(UTC)),
+                         None)
+    identity.kubectl("create", "-f", "-", input=yaml.safe_dump(lease))
+    current = json.loads(identity.kubectl("get", "lease", LEASE_NAME, "-n", ns, "-o", "json"))
+    renewed = lease_object(LEASE_NAME, ns, next_record(record_of(current), "probe", 15,
+                                                         datetime.now(UTC)),
+                           current["metadata"]["resourceVersion"])
+    identity.kubectl("replace", "-f", "-", input=yaml.safe_dump(renewed))
 
     # An Event, as the reconciler posts them.
     event = {"apiVersion": "v1", "kind": "Event",
@@ -805,9 +896,12 @@ def test_helm_upgrade_keeps_config_edits_and_uninstall_removes_the_certificate(
         secret = _cert_secret(cluster)
     assert secret is not None
     service = cluster.get_json("service", certificates.SERVICE_NAME, "-n", NAMESPACE)
-    assert secret["metadata"]["ownerReferences"] == [{
-        "apiVersion": "v1", "kind": "Service", "name": certificates.SERVICE_NAME,
-        "uid": service["metadata"]["uid"]}]
+    owned_by_service = [{"apiVersion": "v1", "kind": "Service",
+                         "name": certificates.SERVICE_NAME, "uid": service["metadata"]["uid"]}]
+    assert secret["metadata"]["ownerReferences"] == owned_by_service
+    # The config in force the operator persists is the installation's too.
+    last_good = cluster.get_json("configmap", LAST_GOOD_CONFIGMAP_NAME, "-n", NAMESPACE)
+    assert last_good["metadata"]["ownerReferences"] == owned_by_service
 
     edited = dict(json.loads(cluster.get_json("configmap", CONFIGMAP_NAME, "-n", NAMESPACE)
                              ["data"]["ingress"]), ingressDomain="edited.example.org")
@@ -824,6 +918,9 @@ def test_helm_upgrade_keeps_config_edits_and_uninstall_removes_the_certificate(
          cluster.kubeconfig, "--wait")
     assert wait_for(lambda: _cert_secret(cluster) is None, timeout=60,
                     message="the garbage collector to delete the certificate Secret")
+    assert wait_for(lambda: not cluster.kubectl(
+        "get", "configmap", LAST_GOOD_CONFIGMAP_NAME, "-n", NAMESPACE, "--ignore-not-found"),
+        timeout=60, message="the garbage collector to delete the last-good ConfigMap")
     for kind in ("configmap/" + CONFIGMAP_NAME, "service/" + certificates.SERVICE_NAME):
         assert not cluster.kubectl("get", kind, "-n", NAMESPACE, "--ignore-not-found")
 

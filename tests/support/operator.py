@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,9 +26,10 @@ from kfserving_operator.cluster.localplane import free_port
 from tests.support.cluster import Cluster, wait_for
 
 OPERATOR_USER = "kfserving-operator"
-# What the operator logs once its webhook configurations are applied (operator/handlers.py).
-REGISTERED_LINE = "webhook configurations registered"
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# What the operator logs once it is ready: its webhook configurations are registered.
+REGISTERED_LINE = b"webhooks registered"
 
 
 @dataclass
@@ -37,6 +40,7 @@ class OperatorProcess:
     log_path: Path
     namespace: str
     webhook_port: int
+    health_port: int
     audit_log: Path | None
     command: list[str]
     env: dict[str, str]
@@ -54,28 +58,43 @@ class OperatorProcess:
                 self.process.wait()
 
     def start(self) -> None:
-        """Start (again), appending to the same log, and wait for the webhooks.
-
-        The wait is for this process's own registration: in cluster mode a previous run's
-        configuration is still in the cluster and would look registered at once.
-        """
+        """Start (again), appending to the same log, and wait for the webhooks."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                         env=self.env)
         log.close()
-
-        def registered_by_this_process() -> bool:
+        def registered() -> bool:
+            # This process's own registration: a configuration left by an earlier process
+            # (killed, or in cluster mode, which keeps it) must not count.
             with self.log_path.open("rb") as handle:
                 handle.seek(offset)
-                fresh = handle.read().decode(errors="replace")
-            return (REGISTERED_LINE in fresh
-                    and _webhooks_registered(self.cluster, self.webhook_port, self.mode))
-        wait_for(lambda: self.process.poll() is not None or registered_by_this_process(),
-                 timeout=60, message="operator webhooks to register")
+                if REGISTERED_LINE not in handle.read():
+                    return False
+            return _webhooks_registered(self.cluster, self.webhook_port, self.mode)
+
+        if self.cluster.prefix:
+            # Inside the lane's network namespace: its probe port is out of the test's reach.
+            wait_for(lambda: self.process.poll() is not None or registered(),
+                     timeout=60, message="operator webhooks to register")
+        else:
+            # Ready means: cache primed, webhooks serving and registered.
+            wait_for(lambda: self.process.poll() is not None
+                     or (registered() and self.ready()),
+                     timeout=60, message="the operator to be ready")
         if self.process.poll() is not None:
             raise RuntimeError(f"operator exited early:\n{self.log()[-4000:]}")
+        assert _webhooks_registered(self.cluster, self.webhook_port, self.mode)
         time.sleep(1.0)  # the apiserver picks up new webhook configurations asynchronously
+
+    def ready(self) -> bool:
+        """The operator's own readiness probe answers 200."""
+        try:
+            with _DIRECT.open(f"http://127.0.0.1:{self.health_port}/readyz",
+                              timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def restart(self) -> None:
         self.stop()
@@ -99,23 +118,26 @@ class OperatorProcess:
         """
         if self.audit_log is None:
             raise RuntimeError("no audit log: not running on the local control plane")
-        with self.audit_log.open("rb") as handle:
-            handle.seek(offset)
-            lines = handle.read().decode(errors="replace").splitlines()
-        writes = []
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if event.get("user", {}).get("username") != OPERATOR_USER:
-                continue
-            if event.get("verb") not in WRITE_VERBS or event.get("stage") != "ResponseComplete":
-                continue
-            if namespace is not None and event.get("objectRef", {}).get("namespace") != namespace:
-                continue
+        return [event for event in audit_writes(self.audit_log, offset)
+                if event.get("user", {}).get("username") == OPERATOR_USER
+                and (namespace is None
+                     or event.get("objectRef", {}).get("namespace") == namespace)]
+
+
+def audit_writes(audit_log: Path, offset: int) -> list[dict[str, Any]]:
+    """Completed write requests in the audit log after ``offset``, by anyone."""
+    with audit_log.open("rb") as handle:
+        handle.seek(offset)
+        lines = handle.read().decode(errors="replace").splitlines()
+    writes = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if event.get("verb") in WRITE_VERBS and event.get("stage") == "ResponseComplete":
             writes.append(event)
-        return writes
+    return writes
 
 
 def _webhooks_registered(cluster: Cluster, port: int, mode: str = "local") -> bool:
@@ -135,12 +157,18 @@ def _webhooks_registered(cluster: Cluster, port: int, mode: str = "local") -> bo
 @contextmanager
 def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving-system",
                  extra_env: dict[str, str] | None = None,
-                 webhook_mode: str = "local") -> Iterator[OperatorProcess]:
-    """Start the operator, wait until its webhooks answer, stop it cleanly afterwards."""
-    kubeconfig = cluster.user_kubeconfig(OPERATOR_USER, ("system:masters",),
-                                         tmp_dir / "operator.kubeconfig")
+                 webhook_mode: str = "local", kubeconfig: str | None = None,
+                 extra_args: tuple[str, ...] = ()) -> Iterator[OperatorProcess]:
+    """Start the operator, wait until its webhooks answer, stop it cleanly afterwards.
+
+    By default it runs as its own all-powerful user; ``kubeconfig`` gives it another identity
+    (a ServiceAccount token bound to the chart's RBAC, say).
+    """
+    if kubeconfig is None:
+        kubeconfig = cluster.user_kubeconfig(OPERATOR_USER, ("system:masters",),
+                                             tmp_dir / "operator.kubeconfig")
     cluster.kubectl("create", "namespace", namespace, check=False)
-    port = free_port()
+    port, health_port = free_port(), free_port()
     log_path = tmp_dir / f"operator-{port}.log"
     env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1",
            **(extra_env or {})}
@@ -149,7 +177,9 @@ def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving
     # execs it in place, so signals reach it directly).
     command = [*cluster.prefix, sys.executable, "-m", "kfserving_operator", "run",
                "--namespace", namespace,
-               "--webhooks", webhook_mode, "--webhook-port", str(port), "--verbose"]
+               "--webhooks", webhook_mode, "--webhook-port", str(port),
+               "--health-port", str(health_port), "--verbose",
+               *extra_args]
     if webhook_mode == "cluster":
         # Out of a pod, cluster mode still listens on loopback for the test to reach.
         command += ["--webhook-host", "127.0.0.1"]
@@ -157,8 +187,8 @@ def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving
     if cluster.local_state is not None:
         audit = Path(cluster.local_state.state_dir) / "logs" / "audit.log"
     log_path.write_bytes(b"")
-    running = OperatorProcess(subprocess.Popen(["true"]), log_path, namespace, port, audit,
-                              command, env, cluster, webhook_mode)
+    running = OperatorProcess(subprocess.Popen(["true"]), log_path, namespace, port,
+                              health_port, audit, command, env, cluster, webhook_mode)
     running.process.wait()
     try:
         running.start()
@@ -166,3 +196,15 @@ def run_operator(cluster: Cluster, tmp_dir: Path, *, namespace: str = "kfserving
     finally:
         running.stop()
         print(f"\n--- operator log tail ({log_path}) ---\n{running.log()[-3000:]}")
+
+
+@contextmanager
+def operator_unless_external(cluster: Cluster, tmp_dir: Path) -> Iterator[
+        OperatorProcess | None]:
+    """The operator for a test session, or None when ``KFSERVING_TEST_OPERATOR=external``
+    says it already runs in the cluster (installed by Helm on kind, say)."""
+    if os.environ.get("KFSERVING_TEST_OPERATOR") == "external":
+        yield None
+        return
+    with run_operator(cluster, tmp_dir) as running:
+        yield running

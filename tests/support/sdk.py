@@ -24,7 +24,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_VENV = Path(os.environ.get("KFSERVING_SDK_VENV", ROOT / ".cache" / "venv-kfserving-sdk"))
@@ -72,16 +75,19 @@ class SdkError(RuntimeError):
         self.kind = kind
 
 
-def sdk_command(kubeconfig: str, operation: str, **arguments: Any) -> list[str]:
-    """The command line that runs one SDK operation (for calls that must run alongside)."""
+def sdk_command(cluster: Cluster, operation: str, **arguments: Any) -> list[str]:
+    """The command line that runs one SDK operation (for calls that must run alongside).
+
+    It runs where the cluster is reachable (inside the Knative lane's network namespace).
+    """
     # -I: the driver's own directory must not shadow the standard library (operator.py).
-    return [str(ensure_sdk_venv()), "-I", str(DRIVER), kubeconfig, operation,
-            json.dumps(arguments)]
+    return [*cluster.prefix, str(ensure_sdk_venv()), "-I", str(DRIVER), cluster.kubeconfig,
+            operation, json.dumps(arguments)]
 
 
-def sdk_call(kubeconfig: str, operation: str, timeout: float = 120, **arguments: Any) -> Any:
+def sdk_call(cluster: Cluster, operation: str, timeout: float = 120, **arguments: Any) -> Any:
     """Run one SDK operation (see sdk_driver.py) and return its JSON result."""
-    result = subprocess.run(sdk_command(kubeconfig, operation, **arguments),
+    result = subprocess.run(sdk_command(cluster, operation, **arguments),
                             capture_output=True, text=True, timeout=timeout, check=False)
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
