@@ -320,5 +320,6 @@ def test_endpoints_of_existing_configurations() -> None:
     assert {e.service for e in registration.endpoints(
         registration.mutating_configuration(service, "ns"))} == {"ns/svc"}
     assert [e.url for e in registration.endpoints(registration.validating_configuration(url))] \
-        == [f"https://127.0.0.1:1234{registration.VALIDATOR_PATH}"]
+        == [f"https://127.0.0.1:1234{path}"
+            for path in (registration.VALIDATOR_PATH, registration.V1ALPHA2_VALIDATOR_PATH)]
     assert list(registration.endpoints({})) == []
