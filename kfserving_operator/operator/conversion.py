@@ -34,8 +34,15 @@ class ConversionRegistration:
     client_config: dict[str, Any] | None = None
 
     async def register(self, api: KubeApi, client_config_for: Any) -> None:
+        """Point the CRD's conversion at this operator, unless it already does (another
+        replica registered it, or this one before a restart): then nothing is written."""
         self.client_config = conversion_client_config(client_config_for)
-        await self.ensure(api)
+        crd = await api.get(CRD_API_VERSION, "CustomResourceDefinition", ISVC_CRD_NAME)
+        if crd is None:
+            logger.warning("the InferenceService CRD is not installed; v1alpha2 conversion is "
+                           "registered when it appears")
+            return
+        await self.ensure(api, crd)
 
     async def ensure(self, api: KubeApi, crd: dict[str, Any] | None = None) -> None:
         """Patch the CRD unless ``crd`` (its current state, when known) already matches.

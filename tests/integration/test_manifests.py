@@ -415,7 +415,11 @@ def test_helm_namespace_scoped_rendering(helm: Helm) -> None:
         "--watch-namespace=team-a", "--watch-namespace=team-b"]
     expected = _expected_webhooks(NAMESPACE, ("team-a", "team-b"))
     for kind in WEBHOOK_KINDS:
-        assert _find(objects, kind)["webhooks"] == expected[kind]["webhooks"]
+        assert _find(objects, kind, registration.CONFIGURATION_NAME)["webhooks"] == expected[
+            kind]["webhooks"]
+    trained_models = legacy_registration.TM_CONFIGURATION_NAME
+    assert _find(objects, "ValidatingWebhookConfiguration", trained_models)["webhooks"] == \
+        expected[trained_models]["webhooks"]
     roles = {o["metadata"]["namespace"] for o in objects
              if o["kind"] == "Role" and o["metadata"]["name"] == "kfserving-manager-role"}
     assert roles == {"team-a", "team-b", NAMESPACE}
