@@ -56,10 +56,9 @@ def namespace(cluster: Cluster) -> Iterator[str]:
                    check=False, capture_output=True)
 
 
-@pytest.fixture(scope="session")
-def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+def operator_for(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         OperatorProcess | None]:
-    """The operator process, one per session; tests isolate themselves by namespace.
+    """The operator process for ``cluster``; tests isolate themselves by namespace.
 
     With ``KFSERVING_TEST_OPERATOR=external`` the operator is assumed to run in the cluster
     already (installed by Helm on kind, say) and ``None`` is yielded.
@@ -70,6 +69,18 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tmp: Path = tmp_path_factory.mktemp("operator")
     with run_operator(cluster, tmp) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        OperatorProcess | None]:
+    """The operator process, one per session, on the session's cluster.
+
+    A tier that brings a cluster of its own (the e2e tier's Knative lane) overrides this
+    fixture too: a session fixture is created once, so without the override the tier that
+    runs second would get an operator watching the other tier's cluster.
+    """
+    yield from operator_for(cluster, tmp_path_factory)
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from kfserving_operator.cluster import netns
-from tests.conftest import ROOT, _to_terminal
+from tests.conftest import ROOT, _to_terminal, operator_for
 from tests.support.cluster import Cluster, install_crds, start_cluster, start_knative_lane
+from tests.support.operator import OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +44,10 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
                      f"{running.local_state.apiserver_url if running.local_state else '?'}, "
                      "in an isolated network namespace")
         yield running
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        OperatorProcess | None]:
+    """The operator on the lane (not the integration tier's, when both run in one session)."""
+    yield from operator_for(cluster, tmp_path_factory)
