@@ -176,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the command line; what follows ``--`` is ``cluster exec``'s command, verbatim."""
+    argv = list(argv)
     # Everything after the first `--` is the command of `cluster exec`/`shell`, verbatim:
     # argparse would otherwise read its options as ours wherever they stand.
     trailing: list[str] | None = None
@@ -189,6 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "action", None) not in ("exec", "shell"):
             build_parser().error("`--` is only for `cluster exec -- COMMAND`")
         args.command = [*args.command, *trailing]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     result: int = args.func(args)
     return result
 

@@ -15,12 +15,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from kfserving_operator.api.base import ApiModel
 from kfserving_operator.api.quantity import QuantityError, parse_quantity
 
 CONFIGMAP_NAME = "inferenceservice-config"
+# The operator's own copy of the config in force, so that a restart while the user's ConfigMap
+# is broken or deleted carries on with the last good config, not with the built-in defaults.
+LAST_GOOD_CONFIGMAP_NAME = "inferenceservice-config-last-good"
 DEFAULT_NAMESPACE = "kfserving-system"
 
 # Runtime images are pinned to KServe v0.15.2 where KServe still ships that server; the
@@ -37,12 +40,30 @@ class ConfigModel(ApiModel):
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
 
+# Config values are small objects; anything nested deeper is a mistake (or an attack), and
+# past Python's recursion limit it could not even be decoded.
+MAX_VALUE_DEPTH = 32
+
+
 def _check_quantity(value: str) -> str:
     try:
-        parse_quantity(value)
+        amount = parse_quantity(value)
     except QuantityError as exc:
         raise ValueError(str(exc)) from exc
+    if amount < 0:
+        raise ValueError(f"must not be negative; got {value!r}")
     return value
+
+
+def _requests_within_limits(settings: ResourceSettings | DefaultResources) -> None:
+    """Kubernetes refuses a container whose request exceeds its limit: so does the config."""
+    for resource in ("cpu", "memory"):
+        request = getattr(settings, f"{resource}_request")
+        limit = getattr(settings, f"{resource}_limit")
+        if parse_quantity(request) > parse_quantity(limit):
+            raise ValueError(
+                f"{resource}Request ({request}) must not exceed {resource}Limit ({limit}): "
+                "Kubernetes would refuse every pod that gets this container")
 
 
 class ResourceSettings(ConfigModel):
@@ -57,6 +78,11 @@ class ResourceSettings(ConfigModel):
     @classmethod
     def _quantities(cls, value: str) -> str:
         return _check_quantity(value)
+
+    @model_validator(mode="after")
+    def _request_within_limit(self) -> ResourceSettings:
+        _requests_within_limits(self)
+        return self
 
     def requirements(self) -> dict[str, dict[str, str]]:
         """The settings as a core ``ResourceRequirements`` dict."""
@@ -273,6 +299,11 @@ class DefaultResources(ConfigModel):
     def _quantities(cls, value: str) -> str:
         return _check_quantity(value)
 
+    @model_validator(mode="after")
+    def _request_within_limit(self) -> DefaultResources:
+        _requests_within_limits(self)
+        return self
+
 
 class InferenceServiceDefaults(ConfigModel):
     """The ``inferenceService`` key (from later KServe): defaults for model containers."""
@@ -298,6 +329,25 @@ class OperatorConfig(ConfigModel):
         """The config as ConfigMap ``data``: one JSON string per key, like the shipped one."""
         wire = self.model_dump(by_alias=True, mode="json")
         return {key: json.dumps(value, indent=2, sort_keys=True) for key, value in wire.items()}
+
+
+def last_good_configmap(config: OperatorConfig, namespace: str) -> dict[str, Any]:
+    """The operator-owned ConfigMap that persists ``config`` across restarts."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": LAST_GOOD_CONFIGMAP_NAME,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "kfserving-operator"},
+            "annotations": {
+                "serving.kubeflow.org/description": (
+                    f"The last good {CONFIGMAP_NAME}, written by the operator and read at its "
+                    f"start. Edit {CONFIGMAP_NAME}, not this."),
+            },
+        },
+        "data": config.to_configmap_data(),
+    }
 
 
 # ConfigMap key -> attribute of OperatorConfig, in file order.
@@ -337,6 +387,24 @@ def _merge(base: Any, override: Any) -> Any:
     return override
 
 
+_TOO_DEEP = object()
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True when ``value`` nests objects or arrays more than ``limit`` levels (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(
+            item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
@@ -371,6 +439,12 @@ def parse_operator_config(
             problems.append(
                 ConfigProblem(key, f"not valid JSON ({exc}); keeping the last good value")
             )
+            continue
+        except RecursionError:
+            raw = _TOO_DEEP  # deeper than the decoder goes
+        if raw is _TOO_DEEP or _depth_exceeds(raw, MAX_VALUE_DEPTH):
+            problems.append(ConfigProblem(
+                key, f"nested deeper than {MAX_VALUE_DEPTH} levels; keeping the last good value"))
             continue
         if not isinstance(raw, dict):
             problems.append(

@@ -99,6 +99,50 @@ ALLOWED_IMPLEMENTATIONS: Final[dict[str, tuple[str, ...]]] = {
 
 _PLAIN_SEGMENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# Limits Knative Serving applies to every revision (its defaults: config-defaults
+# container-concurrency-max-limit and max-revision-timeout-seconds).
+KNATIVE_MAX_CONTAINER_CONCURRENCY: Final = 1000
+KNATIVE_MAX_TIMEOUT_SECONDS: Final = 600
+INT32_MAX: Final = 2**31 - 1
+# Ports the queue-proxy and Knative's metrics and profiling listen on in every pod.
+KNATIVE_RESERVED_PORTS: Final = frozenset({8008, 8012, 8013, 8022, 9090, 9091})
+KNATIVE_PORT_NAMES: Final = ("", "h2c", "http1")
+KNATIVE_RESERVED_ENV: Final = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
+KNATIVE_RESERVED_CONTAINER_NAMES: Final = ("queue-proxy",)
+# Numeric autoscaling annotations, copied from the InferenceService onto the revision:
+# (least, greatest, integer only) as Knative checks them.
+AUTOSCALING_BOUNDS: Final[dict[str, tuple[float, float, bool]]] = {
+    "autoscaling.knative.dev/min-scale": (0, INT32_MAX, True),
+    "autoscaling.knative.dev/max-scale": (0, INT32_MAX, True),
+    "autoscaling.knative.dev/initial-scale": (0, INT32_MAX, True),
+    "autoscaling.knative.dev/target": (0.01, float("inf"), False),
+    "autoscaling.knative.dev/target-utilization-percentage": (1, 100, False),
+    "autoscaling.knative.dev/panic-window-percentage": (1, 100, False),
+    "autoscaling.knative.dev/panic-threshold-percentage": (110, 1000, False),
+}
+# Container image references as registries parse them: [host[:port]/]path[:tag][@digest].
+_IMAGE_RE: Final = re.compile(
+    r"^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+_TAG_RE: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DNS_LABEL_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Resource names Kubernetes knows without a domain; anything else must be domain/name.
+STANDARD_RESOURCES: Final = frozenset({"cpu", "memory", "ephemeral-storage"})
+_QUALIFIED_RESOURCE_RE: Final = re.compile(
+    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def image_reference_error(image: str) -> str | None:
+    """Why ``image`` is not a container image reference, or None."""
+    if len(image) > 255 or not _IMAGE_RE.match(image):
+        return ("must be a container image reference such as registry.example.com/team/"
+                f"model-server:1.0 (lower-case repository, optional tag and digest); got {image!r}")
+    return None
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -312,6 +356,12 @@ def _is_http_url(url: str) -> bool:
     return parsed.scheme in ("http", "https") and bool(parsed.hostname)
 
 
+def _overcommit_forbidden(resource: str) -> bool:
+    """Extended resources and huge pages: Kubernetes wants requests equal to limits."""
+    return resource.startswith("hugepages-") or (
+        "/" in resource and not resource.startswith("kubernetes.io/"))
+
+
 def _path_extension(uri: str) -> str:
     """Extension of the last path element of a storage URI ('' when none)."""
     path = urlparse(uri).path if _SCHEME_RE.match(uri) else uri
@@ -372,6 +422,9 @@ class _Validator:
 
     def annotations(self) -> None:
         annotations = self.isvc.annotations
+        for key, (least, greatest, integer) in AUTOSCALING_BOUNDS.items():
+            if key in annotations:
+                self.autoscaling_annotation(key, annotations[key], least, greatest, integer)
         storage = self.config.storage_initializer
         effective: dict[str, Decimal | None] = {}
         for attribute, key in STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS.items():
@@ -380,7 +433,10 @@ class _Validator:
                 problem = quantity_error(annotations[key])
                 if problem:
                     self.add(path, problem)
-                effective[attribute] = _quantity(annotations[key])
+                amount = _quantity(annotations[key])
+                if amount is not None and amount < 0:
+                    self.add(path, f"must be greater than or equal to 0; got {annotations[key]!r}")
+                effective[attribute] = amount
             else:
                 effective[attribute] = _quantity(getattr(storage, attribute))
         for resource in ("cpu", "memory"):
@@ -395,6 +451,22 @@ class _Validator:
                     f"the storage initializer's {resource} request must not exceed its "
                     f"{resource} limit ({limit_key} or the configured default)",
                 )
+
+    def autoscaling_annotation(self, key: str, raw: str, least: float, greatest: float,
+                               integer: bool) -> None:
+        path = ("metadata", "annotations", key)
+        kind = "an integer" if integer else "a number"
+        bounds = (f"between {least:g} and {greatest:g}" if greatest != float("inf")
+                  else f"at least {least:g}")
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            self.add(path, f"must be {kind} {bounds} (Knative copies it onto every revision); "
+                           f"got {raw!r}")
+            return
+        if not least <= value <= greatest:
+            self.add(path, f"must be {bounds} (Knative refuses the revision otherwise); "
+                           f"got {raw!r}")
 
     # ---- components
 
@@ -423,6 +495,12 @@ class _Validator:
         if not isinstance(framework, (PredictorExtensionSpec, ExplainerExtensionSpec)):
             return
         self.container(path, framework)
+        self.serving_containers([(path, framework)])
+        version = getattr(framework, "runtime_version", None)
+        if version and not _TAG_RE.match(version):
+            self.add((*path, "runtimeVersion"),
+                     "must be a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
+                     f"not starting with '.' or '-'); got {version!r}")
         if framework.storage_uri:
             problem = storage_uri_error(framework.storage_uri)
             if problem:
@@ -508,6 +586,8 @@ class _Validator:
 
     def custom(self, component: str, spec: ComponentSpec) -> None:
         base: tuple[str, ...] = ("spec", component, "containers")
+        self.serving_containers([((*base, index), container)
+                                 for index, container in enumerate(spec.custom_containers())])
         for index, container in enumerate(spec.custom_containers()):
             path: tuple[str | int, ...] = (*base, index)
             self.container(path, container)
@@ -536,10 +616,20 @@ class _Validator:
         for kind in ("requests", "limits"):
             values[kind] = {}
             for resource, value in sorted((getattr(resources, kind) or {}).items()):
+                where = (*path, "resources", kind, resource)
                 problem = quantity_error(value)
                 if problem:
-                    self.add((*path, "resources", kind, resource), problem)
-                values[kind][resource] = _quantity(value)
+                    self.add(where, problem)
+                amount = _quantity(value)
+                values[kind][resource] = amount
+                self.resource_value(where, resource, value, amount)
+        for resource, request in sorted(values["requests"].items()):
+            limit = values["limits"].get(resource)
+            if (_overcommit_forbidden(resource) and request is not None and limit is not None
+                    and request != limit):
+                self.add((*path, "resources", "requests", resource),
+                         f"must equal resources.limits.{resource}: Kubernetes does not "
+                         f"overcommit {resource}; got request {request} and limit {limit}")
         for resource, request in sorted(values["requests"].items()):
             limit = values["limits"].get(resource)
             if request is not None and limit is not None and request > limit:
@@ -550,6 +640,89 @@ class _Validator:
                     f"got {resources.requests[resource] if resources.requests else ''}",
                 )
 
+    def resource_value(self, path: Sequence[str | int], resource: str, raw: object,
+                       amount: Decimal | None) -> None:
+        """What Kubernetes checks of one requests/limits entry at pod creation."""
+        if resource not in STANDARD_RESOURCES and not resource.startswith("hugepages-") and (
+                not _QUALIFIED_RESOURCE_RE.match(resource)):
+            self.add(path, "must be cpu, memory, ephemeral-storage, hugepages-<size> or a "
+                           f"domain-qualified name such as nvidia.com/gpu; got {resource!r}")
+        if amount is None:
+            return
+        if amount < 0:
+            self.add(path, f"must be greater than or equal to 0; got {raw!r}")
+        elif "/" in resource and not resource.startswith("kubernetes.io/") and (
+                amount != amount.to_integral_value()):
+            self.add(path, f"must be a whole number ({resource} is an extended resource); "
+                           f"got {raw!r}")
+
+    def serving_containers(
+            self, containers: Sequence[tuple[Sequence[str | int], ContainerFields]]) -> None:
+        """What Knative checks of the containers of one revision, with our field paths."""
+        seen: dict[str, Sequence[str | int]] = {}
+        port_paths: list[tuple[str | int, ...]] = []
+        for index, (path, container) in enumerate(containers):
+            name = container.name
+            if name:
+                if name in seen:
+                    self.add((*path, "name"), f"duplicate container name {name!r} (also at "
+                                              f"{format_path(seen[name])})")
+                seen[name] = path
+                if not _DNS_LABEL_RE.match(name) or len(name) > DNS_LABEL_MAX:
+                    self.add((*path, "name"), "must be a DNS label (lower-case letters, digits "
+                                              f"and '-', at most {DNS_LABEL_MAX}); got {name!r}")
+                if name in KNATIVE_RESERVED_CONTAINER_NAMES:
+                    self.add((*path, "name"), f"{name!r} is reserved for Knative's sidecar")
+            if container.image:
+                problem = image_reference_error(container.image)
+                if problem:
+                    self.add((*path, "image"), problem)
+            for port_index, port in enumerate(container.ports or ()):
+                port_paths.append((*path, "ports", port_index))
+                self.port((*path, "ports", port_index), port)
+            self.env(path, container, serving=index == 0)
+        if len(port_paths) > 1:
+            self.add(port_paths[1], "a revision serves on exactly one port: Knative refuses "
+                                    "more than one container port across all containers; got "
+                                    f"{len(port_paths)}")
+
+    def port(self, path: Sequence[str | int], port: Mapping[str, Any]) -> None:
+        number = port.get("containerPort")
+        if isinstance(number, bool) or not isinstance(number, int):
+            self.add((*path, "containerPort"), f"must be an integer; got {number!r}")
+        elif not 0 < number <= 65535:
+            self.add((*path, "containerPort"), f"must be between 1 and 65535; got {number}")
+        elif number in KNATIVE_RESERVED_PORTS:
+            self.add((*path, "containerPort"),
+                     f"{number} is reserved by Knative (reserved: "
+                     f"{', '.join(map(str, sorted(KNATIVE_RESERVED_PORTS)))})")
+        name = port.get("name", "")
+        if name not in KNATIVE_PORT_NAMES:
+            self.add((*path, "name"), f"must be empty, 'h2c' or 'http1' (Knative chooses the "
+                                      f"protocol by it); got {name!r}")
+        protocol = port.get("protocol", "TCP")
+        if protocol != "TCP":
+            self.add((*path, "protocol"), f"must be TCP; got {protocol!r}")
+
+    def env(self, path: Sequence[str | int], container: ContainerFields, serving: bool) -> None:
+        reserved = KNATIVE_RESERVED_ENV if serving else KNATIVE_RESERVED_ENV[1:]
+        for index, var in enumerate(container.env or ()):
+            where = (*path, "env", index)
+            if not var.name:
+                self.add((*where, "name"), "is required")
+            elif "=" in var.name or not var.name.isprintable() or not var.name.isascii():
+                self.add((*where, "name"), "must be printable ASCII without '='; got "
+                                           f"{var.name!r}")
+            elif var.name in reserved:
+                self.add((*where, "name"), f"{var.name!r} is set by Knative in every revision")
+            source = var.value_from or {}
+            for field in ("fieldRef", "resourceFieldRef"):
+                if field in source:
+                    self.add((*where, "valueFrom", field),
+                             "is not allowed: Knative refuses it unless its "
+                             "kubernetes.podspec-fieldref feature is enabled; use "
+                             "secretKeyRef or configMapKeyRef")
+
     def extension(self, component: str, spec: ComponentExtensionSpec) -> None:
         base: tuple[str, ...] = ("spec", component)
 
@@ -557,9 +730,22 @@ class _Validator:
             if value is not None and value < minimum:
                 self.add((*base, field), f"must be greater than or equal to {minimum}; got {value}")
 
+        def at_most(field: str, value: int | None, maximum: int, why: str) -> None:
+            if value is not None and value > maximum:
+                self.add((*base, field), f"must be less than or equal to {maximum} ({why}); "
+                                         f"got {value}")
+
         at_least("containerConcurrency", spec.container_concurrency, 0)
+        at_most("containerConcurrency", spec.container_concurrency,
+                KNATIVE_MAX_CONTAINER_CONCURRENCY, "Knative's container-concurrency-max-limit")
         at_least("minReplicas", spec.min_replicas, 0)
         at_least("maxReplicas", spec.max_replicas, 0)
+        for field, value in (("minReplicas", spec.min_replicas),
+                             ("maxReplicas", spec.max_replicas)):
+            at_most(field, value, INT32_MAX, "a 32-bit integer")
+        at_most("timeout", spec.timeout, KNATIVE_MAX_TIMEOUT_SECONDS,
+                "Knative's max-revision-timeout-seconds")
+        at_most("scaleTarget", spec.scale_target, INT32_MAX, "a 32-bit integer")
         min_replicas = 1 if spec.min_replicas is None else spec.min_replicas
         max_replicas = spec.max_replicas or 0
         if max_replicas > 0 and min_replicas >= 0 and min_replicas > max_replicas:

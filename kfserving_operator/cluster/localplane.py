@@ -221,6 +221,11 @@ class LocalControlPlane:
         state = state or self.state()
         if state is None or state.netns_pid is None:
             return
+        if not netns.holder_alive(state.netns_pid, self.state_dir):
+            raise ControlPlaneError(
+                f"the network namespace of the cluster in {self.state_dir} is gone (its holder, "
+                f"pid {state.netns_pid}, is not running); `cluster down` then `cluster up "
+                "--knative` starts a new one")
         if not netns.same_namespace(state.netns_pid):
             netns.enter(state.netns_pid)
 

@@ -12,6 +12,7 @@ audit log (the zero-writes tests and the benchmarks), not counted here.
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import logging
 from typing import Any
@@ -19,13 +20,16 @@ from typing import Any
 import httpx2
 from lightkube import AsyncClient, operators
 from lightkube.core.exceptions import ApiError
+from lightkube.core.selector import build_selector
 from lightkube.generic_resource import (
     create_global_resource,
     create_namespaced_resource,
 )
 from lightkube.types import CascadeType
 
+from kfserving_operator import counters
 from kfserving_operator.api import constants as c
+from kfserving_operator.k8s import decoding
 
 FIELD_MANAGER = "kfserving-operator"
 # Paged LISTs: thousands of children are fetched 500 at a time, not parsed in one piece.
@@ -101,6 +105,41 @@ class ResourceNotInstalled(KubeError):
     """The API group/kind is not served: its CRD is not installed."""
 
 
+class NamespaceTerminating(KubeError):
+    """The namespace is being deleted: the apiserver refuses anything new in it."""
+
+
+def _terminating(status: int, message: str, causes: Any, details_kind: Any = None) -> bool:
+    """True for the refusals of a namespace being deleted: 403 NamespaceTerminating while it
+    terminates, and 404 for the namespace itself once it is gone."""
+    if status == 404:
+        return bool(details_kind == "namespaces")
+    if status != 403:
+        return False
+    kinds = {str(cause.get("reason") or cause.get("type") or "") if isinstance(cause, dict)
+             else str(getattr(cause, "reason", "") or getattr(cause, "type", "") or "")
+             for cause in causes or ()}
+    return "NamespaceTerminating" in kinds or "because it is being terminated" in message
+
+
+class ApiUnavailable(KubeError):
+    """The API server could not be reached (refused, reset, timed out): transient."""
+
+    transient = True
+
+
+class Undecodable(KubeError):
+    """The response held JSON nested too deeply to decode (a poison object)."""
+
+
+# What the transport raises while the API server is down or restarting.
+_TRANSPORT_ERRORS = (httpx2.TransportError, OSError, TimeoutError)
+
+
+# Everything a call may raise that becomes a KubeError.
+_API_ERRORS = (ApiError, httpx2.HTTPStatusError, RecursionError, *_TRANSPORT_ERRORS)
+
+
 def resource_for(api_version: str, kind: str) -> Any:
     try:
         return _BY_API_VERSION_KIND[(api_version, kind)]
@@ -108,10 +147,21 @@ def resource_for(api_version: str, kind: str) -> Any:
         raise ValueError(f"no resource registered for {api_version} {kind}") from None
 
 
-def _translate(exc: Exception, what: str) -> KubeError:
+def _translate(exc: BaseException, what: str) -> KubeError:
+    if isinstance(exc, _TRANSPORT_ERRORS):
+        counters.TRANSIENT_API_ERRORS.inc()
+        detail = str(exc) or type(exc).__name__
+        return ApiUnavailable(f"{what}: API server unreachable ({detail})", 0, "Unavailable")
+    if isinstance(exc, RecursionError):
+        return Undecodable(f"{what}: the response is nested too deeply to decode", 0,
+                           "Undecodable")
     if isinstance(exc, ApiError):
         status = int(exc.status.code or 0)
         message = exc.status.message or str(exc)
+        details = getattr(exc.status, "details", None)
+        if _terminating(status, message, getattr(details, "causes", None),
+                        getattr(details, "kind", None)):
+            return NamespaceTerminating(f"{what}: {message}", status, "NamespaceTerminating")
         return KubeError(f"{what}: {message}", status, exc.status.reason or "")
     if isinstance(exc, httpx2.HTTPStatusError):
         status = exc.response.status_code
@@ -120,6 +170,11 @@ def _translate(exc: Exception, what: str) -> KubeError:
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("kind") == "Status":
+            message = str(body.get("message", ""))
+            details = body.get("details") or {}
+            if _terminating(status, message, details.get("causes"), details.get("kind")):
+                return NamespaceTerminating(f"{what}: {message}", status,
+                                            "NamespaceTerminating")
             # A real API Status (object not found, conflict, ...) that lightkube did not parse.
             return KubeError(f"{what}: {body.get('message', '')}", status,
                              str(body.get("reason", "")))
@@ -160,7 +215,7 @@ class KubeApi:
                 obj = await self._client.get(resource, name)
             else:
                 obj = await self._client.get(resource, name, namespace=namespace)
-        except (ApiError, httpx2.HTTPStatusError) as exc:
+        except _API_ERRORS as exc:
             error = _translate(exc, f"get {kind} {namespace}/{name}")
             if error.not_found and not isinstance(error, ResourceNotInstalled):
                 return None
@@ -190,9 +245,45 @@ class KubeApi:
                     chunk_size=LIST_CHUNK_SIZE,
                 )
             ]
-        except (ApiError, httpx2.HTTPStatusError) as exc:
+        except RecursionError:
+            # An object nested too deeply for lightkube's decoder: list again, decoding
+            # tolerantly; the poison objects come back pruned and recorded (see decoding.py).
+            items = await self._list_tolerant(api_version, kind, namespace, labels)
+        except _API_ERRORS as exc:
             raise _translate(exc, f"list {kind}") from exc
         return items
+
+    async def _list_tolerant(self, api_version: str, kind: str, namespace: str | None,
+                             labels: Any) -> builtins.list[dict[str, Any]]:
+        # lightkube decodes inside its client; its request-building half is reused here so
+        # that the URL, the selector and the credentials are exactly those of list().
+        generic = self._client._client
+        request = generic.prepare_request(
+            "list", res=resource_for(api_version, kind), namespace=namespace or "*",
+            params={"limit": LIST_CHUNK_SIZE,
+                    "labelSelector": build_selector(labels) if labels else None})
+        items: builtins.list[dict[str, Any]] = []
+        try:
+            while True:
+                response = await generic.send(generic.build_adapter_request(request))  # type: ignore[no-untyped-call]
+                generic.raise_for_status(response)  # type: ignore[no-untyped-call]
+                page = decoding.loads(response.content)
+                for item in page.get("items") or []:
+                    items.append({**item, "apiVersion": api_version, "kind": kind})
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    return items
+                request.params["continue"] = token
+        except _API_ERRORS as exc:
+            raise _translate(exc, f"list {kind}") from exc
+
+    async def reachable(self) -> bool:
+        """True when the API server answers at all (``GET /version``)."""
+        try:
+            response = await self._client._client._client.get("/version", timeout=5.0)
+        except _TRANSPORT_ERRORS:
+            return False
+        return response.status_code < 500
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -203,7 +294,7 @@ class KubeApi:
         what = f"apply {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
         try:
             result = await self._client.apply(resource(obj), force=True)
-        except (ApiError, httpx2.HTTPStatusError) as exc:
+        except _API_ERRORS as exc:
             raise _translate(exc, what) from exc
         return _to_dict(result)
 
@@ -213,7 +304,7 @@ class KubeApi:
         meta = obj["metadata"]
         try:
             await self._client.create(resource(obj))
-        except (ApiError, httpx2.HTTPStatusError) as exc:
+        except _API_ERRORS as exc:
             error = _translate(exc, f"create {obj['kind']} {meta.get('namespace')}/"
                                     f"{meta['name']}")
             if error.conflict:
@@ -228,7 +319,7 @@ class KubeApi:
         what = f"apply status of {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
         try:
             result = await self._client.apply(resource.Status(obj), force=True)
-        except (ApiError, httpx2.HTTPStatusError) as exc:
+        except _API_ERRORS as exc:
             raise _translate(exc, what) from exc
         return _to_dict(result)
 
@@ -242,7 +333,7 @@ class KubeApi:
             else:
                 await self._client.delete(resource, name, namespace=namespace,
                                           cascade=CascadeType.BACKGROUND)
-        except (ApiError, httpx2.HTTPStatusError) as exc:
+        except _API_ERRORS as exc:
             error = _translate(exc, f"delete {kind} {namespace}/{name}")
             if error.not_found and not isinstance(error, ResourceNotInstalled):
                 return False
@@ -281,5 +372,5 @@ class KubeApi:
         resource: Any = EventResource
         try:
             await self._client.create(resource(event))
-        except (ApiError, httpx2.HTTPStatusError) as exc:
+        except _API_ERRORS as exc:
             logger.warning("could not post event %s on %s: %s", reason, meta["name"], exc)

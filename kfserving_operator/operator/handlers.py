@@ -12,8 +12,8 @@ import asyncio
 import datetime
 import logging
 import os
+import shutil
 import ssl
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,14 @@ from typing import Any
 import kopf
 
 from kfserving_operator.api import constants as c
-from kfserving_operator.api.config import CONFIGMAP_NAME
+from kfserving_operator.api.config import CONFIGMAP_NAME, LAST_GOOD_CONFIGMAP_NAME
 from kfserving_operator.k8s.api import (
     LIST_CHUNK_SIZE,
     KubeApi,
     KubeError,
     ResourceNotInstalled,
 )
+from kfserving_operator.operator import poison
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
 from kfserving_operator.operator.reconciler import Dependencies, ReconcileFailed, Reconciler
@@ -42,6 +43,11 @@ ISTIO_CRD = f"virtualservices.{c.ISTIO_GROUP}"
 # How often certificates are checked; the environment overrides it (tests use seconds).
 CERTIFICATE_CHECK_SECONDS = float(os.environ.get("KFSERVING_CERT_CHECK_SECONDS", 3600))
 MOUNTED_CERTIFICATE_CHECK_SECONDS = float(os.environ.get("KFSERVING_CERT_CHECK_SECONDS", 60))
+# While the API server is unreachable, how often to look whether it is back.
+RECOVERY_PROBE_SECONDS = 1.0
+# kopf's retries of a failed request (its watches and listings); the longest one bounds how
+# long a watch stays away after the API server is back (kopf's default goes up to 21 s).
+KOPF_ERROR_BACKOFFS = (0.5, 1.0, 1.0, 2.0, 2.0, 2.0)
 
 
 @dataclass
@@ -69,15 +75,34 @@ class Runtime:
     reconciler: Reconciler | None = None
     server: AdmissionServer | None = None
     renewal: asyncio.Task[None] | None = None
+    recovery: asyncio.Task[None] | None = None
     # Where a certificate read from the Secret is written for the TLS server: one directory,
     # rewritten on renewal (created on first use, in cluster mode only).
     _cert_files: Path | None = None
 
+    # Temporary directories holding key material, removed when the operator stops.
+    temporary: list[Path] = field(default_factory=list)
+
     @property
     def cert_files(self) -> Path:
         if self._cert_files is None:
-            self._cert_files = Path(tempfile.mkdtemp(prefix="kfserving-certs-"))
+            self._cert_files = certificates.private_directory()
+            self.temporary.append(self._cert_files)
         return self._cert_files
+
+    def api_unreachable(self) -> None:
+        """A reconcile found the API server unreachable: watch for it to come back."""
+        if self.recovery is None or self.recovery.done():
+            self.recovery = asyncio.create_task(self._await_recovery(),
+                                                name="api-recovery-probe")
+
+    async def _await_recovery(self) -> None:
+        assert self.api is not None
+        while not await self.api.reachable():
+            await asyncio.sleep(RECOVERY_PROBE_SECONDS)
+        woken = self.queue.retry_now() if self.queue is not None else 0
+        logger.info("API server reachable again; retrying %d waiting InferenceServices now",
+                    woken)
 
     def enqueue_all(self) -> None:
         """Resync everything (config or dependency change), behind any pending real change."""
@@ -108,9 +133,18 @@ async def _prime_cache(runtime: Runtime) -> None:
         except KubeError as exc:
             logger.warning("could not list %s %s at startup: %s", api_version, kind, exc)
             continue
+        primed = 0
         for child in children:
-            runtime.cache.put_child(child)
-        logger.info("primed the cache with %d %s %s", len(children), api_version, kind)
+            report = poison.poisoned(child)
+            if report is None:
+                try:
+                    runtime.cache.put_child(child)
+                    primed += 1
+                    continue
+                except RecursionError:
+                    report = poison.record_unprocessable(child)
+            await poison.report(runtime.api, report)
+        logger.info("primed the cache with %d %s %s", primed, api_version, kind)
     deps = runtime.dependencies
     logger.info("dependencies: knative serving %s, istio %s",
                 "installed" if deps.knative_installed else "NOT installed",
@@ -118,19 +152,34 @@ async def _prime_cache(runtime: Runtime) -> None:
 
 
 async def _load_config(runtime: Runtime) -> None:
+    """The config in force at start: the persisted last good one, updated from the user's."""
     assert runtime.api is not None
+    namespace = runtime.options.namespace
     try:
-        configmap = await runtime.api.get("v1", "ConfigMap", CONFIGMAP_NAME,
-                                          runtime.options.namespace)
+        runtime.config.restore(await runtime.api.get("v1", "ConfigMap",
+                                                     LAST_GOOD_CONFIGMAP_NAME, namespace))
     except KubeError as exc:
-        logger.error("cannot read %s/%s: %s; using the defaults",
-                     runtime.options.namespace, CONFIGMAP_NAME, exc)
+        logger.error("cannot read %s/%s: %s", namespace, LAST_GOOD_CONFIGMAP_NAME, exc)
+    fallback = "the last good config" if runtime.config.persisted else "the built-in defaults"
+    try:
+        configmap = await runtime.api.get("v1", "ConfigMap", CONFIGMAP_NAME, namespace)
+    except KubeError as exc:
+        logger.error("cannot read %s/%s: %s; using %s", namespace, CONFIGMAP_NAME, exc,
+                     fallback)
         return
     if configmap is None:
-        logger.warning("%s/%s not found; using the built-in defaults",
-                       runtime.options.namespace, CONFIGMAP_NAME)
-        return
-    await _take_config(runtime, configmap)
+        message = f"{namespace}/{CONFIGMAP_NAME} not found; using {fallback}"
+        logger.warning("%s", message)
+        await runtime.api.post_event(_configmap_reference(namespace), "Warning",
+                                     "ConfigMapMissing", message)
+    else:
+        await _take_config(runtime, configmap)
+    await _persist_config(runtime)
+
+
+def _configmap_reference(namespace: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": CONFIGMAP_NAME, "namespace": namespace}}
 
 
 async def _take_config(runtime: Runtime, configmap: dict[str, Any]) -> None:
@@ -140,7 +189,26 @@ async def _take_config(runtime: Runtime, configmap: dict[str, Any]) -> None:
         await runtime.api.post_event(configmap, "Warning", "InvalidConfig", message)
     if changed:
         logger.info("operator config changed; reconciling every InferenceService")
+        await _persist_config(runtime)
         runtime.enqueue_all()
+
+
+async def _persist_config(runtime: Runtime) -> None:
+    """Write the config in force to the last-good ConfigMap when it holds something else."""
+    wanted = runtime.config.to_persist(runtime.options.namespace)
+    if wanted is None or runtime.api is None:
+        return
+    config = runtime.config.current
+    try:
+        await runtime.api.apply(wanted)
+    except KubeError as exc:
+        logger.error("could not persist the config in force to %s/%s: %s; a restart while "
+                     "%s is broken would fall back to %s", runtime.options.namespace,
+                     LAST_GOOD_CONFIGMAP_NAME, exc, CONFIGMAP_NAME,
+                     "the previous last good config" if runtime.config.persisted
+                     else "the built-in defaults")
+        return
+    runtime.config.persisted_as(config)
 
 
 async def _start_webhooks(runtime: Runtime) -> None:
@@ -148,8 +216,11 @@ async def _start_webhooks(runtime: Runtime) -> None:
     assert api is not None
     if options.webhook_mode == "off":
         return
+    for stale in certificates.remove_stale_directories():
+        logger.info("removed %s, left by an operator that was killed", stale)
     if options.webhook_mode == "local":
         certificate = certificates.loopback_certificate(options.webhook_host)
+        runtime.temporary.append(certificate.cert_file.parent)
         base = f"https://{options.webhook_host}:{options.webhook_port}"
 
         def client_config(path: str) -> dict[str, Any]:
@@ -266,11 +337,16 @@ async def _stop_webhooks(runtime: Runtime) -> None:
                 logger.warning("could not remove %s: %s", kind, exc)
     if runtime.server is not None:
         await runtime.server.stop()
+    for directory in runtime.temporary:
+        shutil.rmtree(directory, ignore_errors=True)
+    runtime.temporary.clear()
 
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     """Register every handler on a fresh registry bound to ``runtime``."""
     registry = kopf.OperatorRegistry()
+    # Before any watch starts: one deeply nested object must not end the process.
+    poison.install_tolerant_decoding()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -285,6 +361,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 60
+        settings.networking.error_backoffs = KOPF_ERROR_BACKOFFS
         settings.watching.chunk_size = LIST_CHUNK_SIZE  # paged initial listings
         # Filter on the server: only our children and our one ConfigMap reach this process,
         # not every Service and ConfigMap of the cluster.
@@ -300,29 +377,47 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         runtime.reconciler = Reconciler(runtime.api, runtime.cache, runtime.config.get,
                                         runtime.dependencies)
         runtime.queue = WorkQueue(runtime.reconciler.reconcile, workers=runtime.options.workers,
-                                  expected=(ReconcileFailed, KubeError))
+                                  expected=(ReconcileFailed, KubeError),
+                                  on_transient=runtime.api_unreachable)
         runtime.queue.start()
         await _start_webhooks(runtime)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        if runtime.recovery is not None:
+            runtime.recovery.cancel()
         if runtime.queue is not None:
             await runtime.queue.stop()
         await _stop_webhooks(runtime)
         if runtime.api is not None:
             await runtime.api.close()
 
+    def _forget_isvc(key: IsvcKey) -> None:
+        runtime.cache.drop_isvc(key)
+        if runtime.queue is not None:
+            runtime.queue.forget(key)
+        if runtime.reconciler is not None:
+            runtime.reconciler.forget(key)
+
     @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
     async def inference_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         obj = dict(body)
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         if type == "DELETED":
-            runtime.cache.drop_isvc(key)
-            if runtime.queue is not None:
-                runtime.queue.forget(key)
-            if runtime.reconciler is not None:
-                runtime.reconciler.forget(key)
+            _forget_isvc(key)
             return
+        report = poison.poisoned(obj)
+        if report is None:
+            try:
+                _take_isvc(type, obj, key)
+                return
+            except RecursionError:
+                report = poison.record_unprocessable(obj)
+        # Never reconcile a spec we could not read whole: stop handling it until it is fixed.
+        _forget_isvc(key)
+        await poison.report(runtime.api, report)
+
+    def _take_isvc(type: str | None, obj: dict[str, Any], key: IsvcKey) -> None:
         if runtime.cache.is_current(obj):
             return  # the same version again: nothing new
         previous = runtime.cache.get_isvc(key)
@@ -342,29 +437,44 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         if parent is not None and runtime.queue is not None and parent in runtime.cache:
             runtime.queue.add(parent, urgent=type is not None)
 
-    def _owned(**kwargs: Any) -> bool:
-        return controller_owner(dict(kwargs["body"])) is not None
+    async def _labelled_child_event(type: str | None, body: kopf.Body) -> None:
+        # Every labelled object arrives here (the watches select by label on the server);
+        # poison is checked first, so that one without an owner is reported too.
+        obj = dict(body)
+        report = poison.poisoned(obj)
+        if report is None:
+            if controller_owner(obj) is None:
+                return
+            try:
+                _child_event(type, body)
+                return
+            except RecursionError:
+                report = poison.record_unprocessable(obj)
+        await poison.report(runtime.api, report)
 
-    @kopf.on.event(c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services", when=_owned,
-                   registry=registry)
+    @kopf.on.event(c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services", registry=registry)
     async def knative_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        _child_event(type, body)
+        await _labelled_child_event(type, body)
 
-    @kopf.on.event(c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices", when=_owned,
-                   registry=registry)
+    @kopf.on.event(c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices", registry=registry)
     async def virtual_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        _child_event(type, body)
+        await _labelled_child_event(type, body)
 
-    @kopf.on.event("", "v1", "services", when=_owned, registry=registry)
+    @kopf.on.event("", "v1", "services", registry=registry)
     async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        _child_event(type, body)
+        await _labelled_child_event(type, body)
 
     # Only our ConfigMap reaches this handler: the watch has a server-side field selector.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
     async def config_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         if type == "DELETED":
-            logger.error("%s/%s was deleted; keeping the last good config",
-                         runtime.options.namespace, CONFIGMAP_NAME)
+            message = (f"{runtime.options.namespace}/{CONFIGMAP_NAME} was deleted; keeping the "
+                       f"last good config (also across restarts, from "
+                       f"{LAST_GOOD_CONFIGMAP_NAME})")
+            logger.error("%s", message)
+            runtime.config.update(None)
+            if runtime.api is not None:
+                await runtime.api.post_event(dict(body), "Warning", "ConfigMapDeleted", message)
             return
         await _take_config(runtime, dict(body))
 

@@ -15,6 +15,7 @@ from kfserving_operator.operator.handlers import (
     build_registry,
     operator_namespace,
 )
+from kfserving_operator.operator.log_filters import quiet_request_retries
 
 
 def _in_cluster() -> bool:
@@ -47,6 +48,7 @@ def run_operator(*, namespace: str | None, webhook_mode: str, webhook_port: int,
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not verbose:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    quiet_request_retries()
     runtime = Runtime(options)
     registry = build_registry(runtime)
     logging.getLogger("kfserving_operator").info(

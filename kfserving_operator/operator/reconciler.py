@@ -19,13 +19,21 @@ import datetime
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kfserving_operator import counters
 from kfserving_operator.api import constants as c
 from kfserving_operator.api.config import OperatorConfig
-from kfserving_operator.k8s.api import KubeApi, KubeError, ResourceNotInstalled
+from kfserving_operator.k8s.api import (
+    ApiUnavailable,
+    KubeApi,
+    KubeError,
+    NamespaceTerminating,
+    ResourceNotInstalled,
+)
 from kfserving_operator.operator.cache import ChildKey, Children, IsvcKey, ObjectCache, identity
 from kfserving_operator.operator.workqueue import Requeue
 from kfserving_operator.reconcile.failure import REVISION_LABEL, failed_revision
@@ -36,6 +44,12 @@ logger = logging.getLogger(__name__)
 SPEC_HASH_ANNOTATION = f"{c.GROUP}/spec-hash"
 # While a dependency is missing, look again now and then even without a CRD event.
 MISSING_DEPENDENCY_RECHECK_SECONDS = 30.0
+# A namespace seen terminating is left alone this long before a reconcile may try it again
+# (a namespace of the same name may have been created since).
+TERMINATING_NAMESPACE_SECONDS = 30.0
+# Errors that abort a reconcile as a whole rather than become a problem on its status: the
+# API server is unreachable, or the namespace is going away.
+_ABORTING = (ApiUnavailable, NamespaceTerminating)
 
 
 # revision name -> Revision, revision name -> its pods (see Reconciler._read_failed_revisions).
@@ -44,6 +58,9 @@ FailedRevisions = tuple[dict[str, dict[str, Any]], dict[str, tuple[dict[str, Any
 
 class ReconcileFailed(Exception):
     """Some writes failed; the status says why and the work queue retries with backoff."""
+
+
+WRITE_FAILURE_REASONS = frozenset({"ApplyFailed", "CreateFailed", "DeleteFailed"})
 
 
 def spec_hash(obj: dict[str, Any]) -> str:
@@ -101,6 +118,9 @@ class Reconciler:
     _known_present: dict[IsvcKey, set[ChildKey]] = field(default_factory=dict)
     # - the write failures of the last reconcile, which the status reports.
     _problems: dict[IsvcKey, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # Namespaces seen terminating (monotonic time): their InferenceServices are left alone.
+    _terminating: dict[str, float] = field(default_factory=dict)
+    monotonic: Callable[[], float] = time.monotonic
 
     def forget(self, key: IsvcKey) -> None:
         """Drop what we remember about a deleted InferenceService."""
@@ -179,6 +199,8 @@ class Reconciler:
                 self._mark_missing(desired)
                 problems.append(_missing_problem(desired))
                 continue
+            except _ABORTING:
+                raise
             except KubeError as exc:
                 problems.append(("ApplyFailed", str(exc)))
                 continue
@@ -199,9 +221,17 @@ class Reconciler:
                 continue
             meta = obj["metadata"]
             try:
+                # Read before creating: after a restart the object almost always exists,
+                # and a create answered 409 is still a write request.
+                if await self.api.get(obj["apiVersion"], obj["kind"], meta["name"],
+                                      meta.get("namespace")) is not None:
+                    known.add(identity(obj))
+                    continue
                 if await self.api.create_if_absent(obj):
                     logger.info("created %s %s/%s", obj["kind"], meta.get("namespace"),
                                 meta["name"])
+            except _ABORTING:
+                raise
             except KubeError as exc:
                 problems.append(("CreateFailed", str(exc)))
                 continue
@@ -214,7 +244,31 @@ class Reconciler:
         elif obj["apiVersion"].startswith(c.ISTIO_GROUP):
             self.dependencies.istio_installed = False
 
+    def _standing_down(self, namespace: str) -> bool:
+        since = self._terminating.get(namespace)
+        if since is None:
+            return False
+        if self.monotonic() - since < TERMINATING_NAMESPACE_SECONDS:
+            return True
+        del self._terminating[namespace]
+        return False
+
     async def reconcile(self, key: IsvcKey) -> None:
+        if self._standing_down(key[0]):
+            return  # no applies, no status, no events: the namespace controller is at work
+        try:
+            await self._reconcile(key)
+        except NamespaceTerminating:
+            if key[0] not in self._terminating:
+                logger.info("namespace %s is terminating; leaving its InferenceServices to "
+                            "the namespace controller", key[0])
+            self._terminating[key[0]] = self.monotonic()
+        except RecursionError:
+            # Decoded, but too deep to process: fail this key alone, in one line.
+            raise ReconcileFailed(f"{key[0]}/{key[1]}: the object is nested too deeply to "
+                                  "process") from None
+
+    async def _reconcile(self, key: IsvcKey) -> None:
         isvc = self.cache.get_isvc(key)
         if isvc is None or isvc.get("metadata", {}).get("deletionTimestamp"):
             return
@@ -230,6 +284,8 @@ class Reconciler:
                 await self.api.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
                 logger.info("%s/%s: deleted %s %s", key[0], key[1], ref.kind, ref.name)
                 wrote = True
+            except _ABORTING:
+                raise
             except KubeError as exc:
                 problems.append(("DeleteFailed", str(exc)))
         previous_problems = self._problems.get(key, ())
@@ -237,6 +293,11 @@ class Reconciler:
             self._problems[key] = tuple(problems)
         else:
             self._problems.pop(key, None)
+        # A Warning event per new cause of a failed write; a retry hitting the same cause
+        # posts nothing more (the status condition carries it meanwhile).
+        new_causes = [(reason, message) for reason, message in dict.fromkeys(problems)
+                      if reason in WRITE_FAILURE_REASONS and (reason, message)
+                      not in previous_problems]
         if wrote or tuple(problems) != previous_problems:
             # Re-plan so the status tells the truth about what was just written, failed or
             # recovered (one status write now instead of another when the watch catches up).
@@ -246,6 +307,9 @@ class Reconciler:
         await self._write_status(isvc, plan.status)
         for event_type, reason, message in plan.events:
             await self.api.post_event(isvc, event_type, reason, message)
+        for reason, message in new_causes:
+            counters.WRITE_FAILURE_EVENTS.inc()
+            await self.api.post_event(isvc, "Warning", reason, message)
         if not (self.dependencies.knative_installed and self.dependencies.istio_installed):
             raise Requeue(MISSING_DEPENDENCY_RECHECK_SECONDS)
         if problems:

@@ -7,6 +7,12 @@ that keeps failing backs off (0.5 s doubling to 5 min) without delaying any othe
 Two priorities: a change someone just made goes before the resync of objects the operator
 found at start, so a new InferenceService created right after a restart over thousands of
 existing ones is not queued behind all of them.
+
+A failure that says the API server is unreachable (an exception with ``transient = True``) is
+not the key's fault: it is retried after at most a few seconds, never counted into a long
+backoff, and logged at most once per interval for all keys together, so an outage costs a
+handful of lines instead of a traceback per retry. When the API answers again,
+:meth:`WorkQueue.retry_now` runs everything that waits on a backoff at once.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -35,9 +42,14 @@ class WorkQueue(Generic[Key]):
 
     def __init__(self, handler: Callable[[Key], Awaitable[None]], *, workers: int = 8,
                  base_delay: float = 0.5, max_delay: float = 300.0,
-                 expected: tuple[type[Exception], ...] = ()) -> None:
+                 expected: tuple[type[Exception], ...] = (),
+                 transient_max_delay: float = 5.0, transient_log_interval: float = 30.0,
+                 on_transient: Callable[[], None] | None = None) -> None:
         self._handler = handler
         self._expected = expected
+        self._transient_max_delay = transient_max_delay
+        self._on_transient = on_transient
+        self._transient_log = _Throttle(transient_log_interval)
         self._workers = workers
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -125,7 +137,12 @@ class WorkQueue(Generic[Key]):
             except Exception as exc:
                 self._failures[key] = self._failures.get(key, 0) + 1
                 delay = self.backoff(key)
-                if isinstance(exc, self._expected):
+                if getattr(exc, "transient", False):
+                    delay = min(delay, self._transient_max_delay)
+                    self._log_transient(key, exc)
+                    if self._on_transient is not None:
+                        self._on_transient()
+                elif isinstance(exc, self._expected):
                     # A known failure (the API refused a write): one line, no traceback.
                     logger.error("reconcile of %s failed: %s; retrying in %.1fs", key, exc,
                                  delay)
@@ -145,6 +162,29 @@ class WorkQueue(Generic[Key]):
             # made during a resync would wait for the whole resync).
             await asyncio.sleep(0)
 
+    def _log_transient(self, key: Key, exc: Exception) -> None:
+        suppressed = self._transient_log.allow()
+        if suppressed is None:
+            return
+        more = f" ({suppressed} more since the last report)" if suppressed else ""
+        logger.warning("reconcile of %s failed: %s; retrying every few seconds while the API "
+                       "server is unreachable%s", key, exc, more)
+
+    def retry_now(self) -> int:
+        """Run every key that waits on a backoff timer now, with its backoff reset.
+
+        For when the API server is reachable again: the failures were its, not the keys'.
+        Returns how many keys were woken.
+        """
+        waiting = list(self._timers)
+        for key in waiting:
+            self._failures.pop(key, None)
+            self.add(key)
+        for key in list(self._failures):
+            self._failures.pop(key, None)
+        self._transient_log.reset()
+        return len(waiting)
+
     def start(self) -> None:
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}")
@@ -158,3 +198,24 @@ class WorkQueue(Generic[Key]):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+
+class _Throttle:
+    """At most one log line per ``interval`` seconds; counts the lines it held back."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._last: float | None = None
+        self._held = 0
+
+    def allow(self) -> int | None:
+        """None to stay quiet; otherwise how many lines were held back since the last one."""
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self._interval:
+            self._held += 1
+            return None
+        held, self._held, self._last = self._held, 0, now
+        return held
+
+    def reset(self) -> None:
+        self._last, self._held = None, 0

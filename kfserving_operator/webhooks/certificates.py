@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +64,41 @@ def loopback_certificate(host: str) -> ServingCertificate:
     ips = tuple(sorted({"127.0.0.1", host} - {"localhost"}))
     pair = issue_serving_cert(ca, "kfserving-webhook", dns_names=("localhost",),
                               ip_addresses=ips)
-    directory = Path(tempfile.mkdtemp(prefix="kfserving-webhook-"))
-    return write_pair(directory, pair, ca.cert_pem)
+    return write_pair(private_directory(), pair, ca.cert_pem)
+
+
+TEMP_PREFIX = "kfserving-webhook-"
+
+
+def private_directory() -> Path:
+    """A new temporary directory for key material, named after this process.
+
+    The operator removes it when it stops; :func:`remove_stale_directories` removes those
+    of processes that were killed before they could.
+    """
+    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+
+
+def remove_stale_directories() -> list[Path]:
+    """Remove the key directories of operator processes that no longer run."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid_text = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def from_directory(directory: Path) -> ServingCertificate:

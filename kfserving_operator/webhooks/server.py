@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.k8s import decoding
 from kfserving_operator.k8s.api import KubeApi, KubeError
 from kfserving_operator.podmutation.credentials import (
     CredentialSources,
@@ -35,6 +37,57 @@ from kfserving_operator.webhooks.registration import (
 logger = logging.getLogger(__name__)
 
 ConfigSource = Callable[[], OperatorConfig]
+
+# The API server accepts request bodies up to 3 MiB; an AdmissionReview of an update carries
+# the object and the old object, plus the review around them. Anything larger cannot come
+# from it and is refused with 413 before it is read.
+MAX_BODY_BYTES = 7 * 1024 * 1024
+# A client that takes longer than this for its request headers (or stays idle between two
+# requests), for its TLS handshake, or for its body, is disconnected: the API server sends a
+# review in one go, and a trickling client must not hold a connection forever.
+HEADER_TIMEOUT_SECONDS = float(os.environ.get("KFSERVING_WEBHOOK_HEADER_TIMEOUT", "10"))
+BODY_TIMEOUT_SECONDS = float(os.environ.get("KFSERVING_WEBHOOK_BODY_TIMEOUT", "10"))
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+# Connections served at once; more are closed as soon as they are accepted.
+MAX_CONNECTIONS = int(os.environ.get("KFSERVING_WEBHOOK_MAX_CONNECTIONS", "200"))
+
+
+class BadReview(ValueError):
+    """The body is JSON but not an AdmissionReview we can answer."""
+
+
+def decode_review(body: bytes) -> dict[str, Any]:
+    """The AdmissionReview in ``body``; :class:`BadReview` when it is not one.
+
+    JSON nested deeper than :data:`~kfserving_operator.k8s.decoding.MAX_DEPTH` levels is
+    pruned while decoding (never a ``RecursionError``); :func:`too_deep` then names the field.
+    """
+    try:
+        try:
+            review = json.loads(body)
+        except RecursionError:
+            review = json.loads(decoding.prune(body.decode("utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadReview(f"body is not JSON: {exc}") from exc
+    if not isinstance(review, dict):
+        raise BadReview(f"an AdmissionReview is a JSON object; got {type(review).__name__}")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("an AdmissionReview needs a 'request' object")
+    for key in ("object", "oldObject"):
+        if request.get(key) is not None and not isinstance(request[key], dict):
+            raise BadReview(f"request.{key} must be a JSON object")
+    return review
+
+
+def too_deep(review: dict[str, Any]) -> str | None:
+    """The field path of a value nested deeper than the operator handles, or None."""
+    request = review["request"]
+    for key in ("object", "oldObject"):
+        path = decoding.deep_path(request.get(key), decoding.MAX_DEPTH - 3)
+        if path is not None:
+            return path
+    return None
 
 
 async def read_credential_sources(api: KubeApi, pod: dict[str, Any],
@@ -75,7 +128,7 @@ class AdmissionServer:
         self._context: ssl.SSLContext | None = None
 
     def _app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post(DEFAULTER_PATH, self._wrap(self._defaulting))
         app.router.add_post(VALIDATOR_PATH, self._wrap(self._validation))
         app.router.add_post(POD_MUTATOR_PATH, self._wrap(self._pods))
@@ -87,9 +140,21 @@ class AdmissionServer:
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def serve(request: web.Request) -> web.Response:
             try:
-                review = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                return web.json_response({"error": "body is not an AdmissionReview"}, status=400)
+                body = await asyncio.wait_for(request.read(), BODY_TIMEOUT_SECONDS)
+            except TimeoutError:
+                return web.json_response(
+                    {"error": f"body not received within {BODY_TIMEOUT_SECONDS:g}s"},
+                    status=408, headers={"Connection": "close"})
+            try:
+                review = decode_review(body)
+            except BadReview as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            path = too_deep(review)
+            if path is not None:
+                return web.json_response(admission.review_response(
+                    review, allowed=False, code=400,
+                    message=f"{path}: nested deeper than {decoding.MAX_DEPTH} levels; "
+                            "objects this deep are not accepted"))
             try:
                 answer = await handler(review)
             except Exception as exc:  # never let one review take the server down
@@ -143,10 +208,15 @@ class AdmissionServer:
             self._context.load_cert_chain(str(certificate.cert_file), str(certificate.key_file))
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app(), access_log=None)
+        # aiohttp's keep-alive timer also runs while a connection has not finished sending
+        # its request headers, so it is the header timeout as well as the idle timeout.
+        # No lingering: a body that did not arrive in time is not waited for any longer.
+        self._runner = web.AppRunner(self._app(), access_log=None,
+                                     keepalive_timeout=HEADER_TIMEOUT_SECONDS,
+                                     lingering_time=0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port,
-                           ssl_context=self._ssl_context())
+        site = _GuardedSite(self._runner, self._host, self._port,
+                            ssl_context=self._ssl_context())
         await site.start()
         logger.info("admission webhooks serving on https://%s:%d", self._host, self._port)
 
@@ -154,3 +224,29 @@ class AdmissionServer:
         if self._runner is not None:
             await asyncio.shield(self._runner.cleanup())
             self._runner = None
+
+
+class _Refused(asyncio.Protocol):
+    """Closes a connection accepted beyond :data:`MAX_CONNECTIONS`."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+class _GuardedSite(web.TCPSite):
+    """A TCP site with a TLS handshake timeout and a cap on open connections."""
+
+    async def start(self) -> None:
+        await super(web.TCPSite, self).start()  # BaseSite: registers the site
+        server = self._runner.server
+        assert server is not None
+
+        def protocol() -> asyncio.BaseProtocol:
+            if len(server.connections) >= MAX_CONNECTIONS:
+                return _Refused()
+            return server()
+
+        self._server = await asyncio.get_running_loop().create_server(
+            protocol, self._host, self._port, ssl=self._ssl_context,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS if self._ssl_context else None,
+            backlog=self._backlog, reuse_address=self._reuse_address)

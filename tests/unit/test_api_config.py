@@ -147,3 +147,28 @@ def test_defaults_match_reference_resource_defaults() -> None:
     resource = OperatorConfig().inference_service.resource
     assert (resource.cpu_request, resource.cpu_limit) == ("1", "1")
     assert (resource.memory_request, resource.memory_limit) == ("2Gi", "2Gi")
+
+
+def test_request_above_limit_is_an_invalid_config_key() -> None:
+    data = _data(storageInitializer={"cpuRequest": "2", "cpuLimit": "1"})
+    result = parse_operator_config(data)
+    (problem,) = result.problems
+    assert problem.key == "storageInitializer" and "cpuRequest (2)" in problem.message
+    assert result.config.storage_initializer == OperatorConfig().storage_initializer
+    assert _problem_keys(_data(inferenceService={"resource": {"memoryRequest": "3Gi"}})) == [
+        "inferenceService"]
+
+
+def test_negative_quantities_are_refused() -> None:
+    result = parse_operator_config(_data(agent={"cpuLimit": "-1"}))
+    assert [p.key for p in result.problems] == ["agent"]
+    assert "must not be negative" in result.problems[0].message
+
+
+def test_deeply_nested_values_are_problems_not_crashes() -> None:
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    shallow_but_deep = json.dumps({"x": json.loads("[" * 40 + "1" + "]" * 40)})
+    for value in (deep, shallow_but_deep):
+        result = parse_operator_config(_data(transformers=value))
+        assert [p.key for p in result.problems] == ["transformers"]
+        assert "nested deeper than" in result.problems[0].message

@@ -119,3 +119,16 @@ def test_kwok_stages_come_from_the_kustomizations_without_delays(
 ])
 def test_impersonation_is_detected(user: dict[str, object], found: list[str]) -> None:
     assert impersonation_in({"users": [{"name": "u", "user": user}]}) == found
+
+
+def test_exec_takes_everything_after_the_dashes_verbatim() -> None:
+    from kfserving_operator.cli import parse_args
+
+    args = parse_args(["cluster", "exec", "--state-dir", "/tmp/x", "--",
+                       "kubectl", "get", "isvc", "-o", "json", "--state-dir", "y"])
+    assert args.state_dir == "/tmp/x"
+    assert args.command == ["kubectl", "get", "isvc", "-o", "json", "--state-dir", "y"]
+    assert parse_args(["cluster", "up", "--knative"]).knative is True
+    assert parse_args(["cluster", "up"]).knative is False
+    with pytest.raises(SystemExit):
+        parse_args(["cluster", "up", "--", "kubectl"])

@@ -133,3 +133,24 @@ def test_pod_webhook_is_scoped_to_labelled_pods_outside_the_operator_namespace()
     rules = validating["webhooks"][0]["rules"][0]
     assert "DELETE" not in rules["operations"]
     assert rules["apiGroups"] == ["serving.kubeflow.org"]
+
+
+@pytest.mark.parametrize("body", [b"[]", b"null", b'"x"', b'{"request": "x"}',
+                                  b'{"request": {"object": []}}', b"{no"])
+def test_what_is_not_a_review_is_refused_with_a_reason(body: bytes) -> None:
+    from kfserving_operator.webhooks.server import BadReview, decode_review
+
+    with pytest.raises(BadReview):
+        decode_review(body)
+
+
+def test_deep_reviews_decode_and_name_the_deep_field() -> None:
+    from kfserving_operator.webhooks.server import decode_review, too_deep
+
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    body = ('{"request": {"uid": "u", "object": {"metadata": {"name": "x"}, "spec": '
+            + deep + "}}}").encode()
+    review = decode_review(body)
+    path = too_deep(review)
+    assert path is not None and path.startswith("spec.a.a")
+    assert too_deep(decode_review(json.dumps(_review(_isvc({"sklearn": {}}))).encode())) is None
