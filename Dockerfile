@@ -43,7 +43,7 @@ USER 10001:10001
 WORKDIR /tmp
 
 # 9443: admission webhooks (behind Service kfserving-webhook-server-service:443).
-# 8080: kopf liveness endpoint, when KFSERVING_LIVENESS=http://0.0.0.0:8080/healthz is set.
+# 8080: /healthz (liveness), /readyz (readiness) and /metrics (--health-port).
 EXPOSE 9443 8080
 
 ENTRYPOINT ["kfserving-operator", "run", "--webhooks", "cluster"]

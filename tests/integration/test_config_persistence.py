@@ -35,7 +35,10 @@ CHILD_RESOURCES = frozenset({"services", "virtualservices", "configmaps"})
 def warning_messages(cluster: Cluster, reason: str) -> list[str]:
     events = cluster.get_json("events", "-n", CONFIG_NAMESPACE, "--field-selector",
                               f"involvedObject.name={CONFIGMAP_NAME},reason={reason}")
-    return [event["message"] for event in events["items"]]
+    # Oldest first: the list comes in name order (random suffixes); etcd's resourceVersion
+    # grows with every write, so the last one is the latest posted or repeated.
+    items = sorted(events["items"], key=lambda event: int(event["metadata"]["resourceVersion"]))
+    return [event["message"] for event in items]
 
 
 def child_writes(operator: OperatorProcess, offset: int, namespace: str,
