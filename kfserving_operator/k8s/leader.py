@@ -152,6 +152,8 @@ class LeaderElector:
         self._observed_version: str | None = None
         self._seen_since = 0.0  # when the last read that returned the observed record began
         self._last_renewal = 0.0  # when the last successful renewal was sent
+        # Consecutive failed attempts: an apiserver outage is one warning, not one per retry.
+        self._failures = 0
 
     @property
     def is_leader(self) -> bool:
@@ -199,6 +201,19 @@ class LeaderElector:
         duration = self._observed.duration_seconds or self.timing.lease_duration
         return self._observed_at + duration - self._clock()
 
+    def _failed(self, what: str, exc: Exception) -> None:
+        # The first failure is logged; the rest are counted and reported on recovery.
+        self._failures += 1
+        if self._failures == 1:
+            logger.warning("cannot %s Lease %s/%s: %s (retrying every %.1fs, quietly)", what,
+                           self.namespace, self.name, exc, self.timing.retry_period)
+
+    def _reached(self) -> None:
+        if self._failures:
+            logger.info("Lease %s/%s reachable again after %d failed attempts", self.namespace,
+                        self.name, self._failures)
+            self._failures = 0
+
     async def try_acquire_or_renew(self) -> bool:
         """One attempt, client-go's ``tryAcquireOrRenew``; True when we hold the Lease."""
         started = self._clock()
@@ -206,8 +221,9 @@ class LeaderElector:
         try:
             lease = await self.api.get(API_VERSION, "Lease", self.name, self.namespace)
         except Exception as exc:  # any failure is one failed attempt; the loop must go on
-            logger.warning("cannot read Lease %s/%s: %s", self.namespace, self.name, exc)
+            self._failed("read", exc)
             return False
+        self._reached()
         if lease is None:
             record = next_record(None, self.identity, self._duration_seconds(), now)
             try:
@@ -215,8 +231,7 @@ class LeaderElector:
                     lease_object(self.name, self.namespace, record, None))
             except Exception as exc:
                 if not (isinstance(exc, KubeError) and exc.conflict):
-                    logger.warning("cannot create Lease %s/%s: %s", self.namespace,
-                                   self.name, exc)
+                    self._failed("create", exc)
                 return False
             self._observe(record, created.get("metadata", {}).get("resourceVersion"), started)
             self._last_renewal = started
@@ -232,8 +247,7 @@ class LeaderElector:
                 lease_object(self.name, self.namespace, record, version))
         except Exception as exc:
             if not (isinstance(exc, KubeError) and exc.conflict):
-                logger.warning("cannot update Lease %s/%s: %s", self.namespace, self.name,
-                               exc)
+                self._failed("update", exc)
             return False
         self._observe(record, updated.get("metadata", {}).get("resourceVersion"), started)
         self._last_renewal = started
