@@ -233,6 +233,10 @@ def test_operator_makes_no_writes_at_idle(cluster: Cluster, namespace: str,
         cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / example))
     for example in ("transformer.yaml", "canary.yaml"):
         wait_ready(cluster, namespace, _load(ROOT / "examples" / example)["metadata"]["name"])
+    # Idle means idle: earlier tests' namespaces are still being torn down (the garbage
+    # collector removing children the operator then finds missing), so wait them out.
+    wait_for(lambda: not _terminating_namespaces(cluster), timeout=180,
+             message="earlier tests' namespaces to go")
     time.sleep(3)  # let the last status writes and their watch events settle
 
     offset = operator.audit_offset()
@@ -246,6 +250,12 @@ def test_operator_makes_no_writes_at_idle(cluster: Cluster, namespace: str,
     assert writes == [], yaml.safe_dump([(w["verb"], w["requestURI"]) for w in writes])
     assert {(w["verb"], w["objectRef"].get("name")) for w in renewals} <= {
         ("update", LEASE_NAME)}
+
+
+def _terminating_namespaces(cluster: Cluster) -> list[str]:
+    listed = cluster.get_json("namespaces")
+    return [item["metadata"]["name"] for item in listed["items"]
+            if item.get("status", {}).get("phase") == "Terminating"]
 
 
 def _writers_since(audit_log: Path, offset: int) -> dict[str, int]:

@@ -699,8 +699,8 @@ NEEDED: list[tuple[str, str, str | None, str | None]] = [
     ("patch", "trainedmodels.serving.kubeflow.org", "elsewhere", None),
     ("patch", "trainedmodels.serving.kubeflow.org", "elsewhere", "status"),
     *[(verb, "configmaps", "elsewhere", None) for verb in ("create", "patch")],
-    ("patch", "customresourcedefinitions.apiextensions.k8s.io/"
-              "inferenceservices.serving.kubeflow.org", None, None),
+    *[(verb, "customresourcedefinitions.apiextensions.k8s.io/"
+              "inferenceservices.serving.kubeflow.org", None, None) for verb in ("get", "patch")],
     *[(verb, f"{HOOKS[1]}/{legacy_registration.TM_CONFIGURATION_NAME}", None, None)
       for verb in ("get", "create", "patch", "delete")],
     ("update", "inferenceservices.serving.kubeflow.org", "elsewhere", "finalizers"),

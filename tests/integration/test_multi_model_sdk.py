@@ -89,16 +89,15 @@ def test_v1alpha2_examples_apply_and_become_ready(cluster: Cluster, namespace: s
 
 def test_sdk_trained_model_lifecycle(cluster: Cluster, namespace: str) -> None:
     """create_trained_model, wait_model_ready, delete_trained_model from the published SDK."""
-    kubeconfig = cluster.kubeconfig
     cluster.kubectl("apply", "-n", namespace, "-f", str(MULTI_MODEL / "1-inferenceservice.yaml"))
     _ready(cluster, namespace, "sklearn-mms", ("predictor",))
     with _ingress(cluster, namespace) as ingress:
         for model in ("sdk-a", "sdk-b"):
-            sdk_call(kubeconfig, "create_trained_model", name=model, namespace=namespace,
+            sdk_call(cluster, "create_trained_model", name=model, namespace=namespace,
                      inference_service="sklearn-mms", framework="sklearn", memory="128Mi",
                      storage_uri="gs://kfserving-samples/models/sklearn/iris")
         for model in ("sdk-a", "sdk-b"):
-            assert sdk_call(kubeconfig, "wait_model_ready", name=model, namespace=namespace,
+            assert sdk_call(cluster, "wait_model_ready", name=model, namespace=namespace,
                             service_name="sklearn-mms", cluster_ip=ingress,
                             timeout_seconds=60, polling_interval=1, timeout=90) is True
         tm = cluster.get_json("tm", "sdk-a", "-n", namespace)
@@ -106,23 +105,23 @@ def test_sdk_trained_model_lifecycle(cluster: Cluster, namespace: str) -> None:
 
         # The admission webhook's refusal reaches the SDK user as its RuntimeError.
         with pytest.raises(SdkError) as info:
-            sdk_call(kubeconfig, "create_trained_model", name="wrong", namespace=namespace,
+            sdk_call(cluster, "create_trained_model", name="wrong", namespace=namespace,
                      inference_service="sklearn-mms", framework="tensorflow", memory="128Mi",
                      storage_uri="gs://kfserving-samples/models/tensorflow/flowers")
         assert info.value.kind == "RuntimeError"
         assert "spec.model.framework: must be one of [sklearn]" in str(info.value)
 
-        sdk_call(kubeconfig, "delete_trained_model", name="sdk-a", namespace=namespace)
+        sdk_call(cluster, "delete_trained_model", name="sdk-a", namespace=namespace)
         wait_for(lambda: not cluster.kubectl("get", "tm", "sdk-a", "-n", namespace,
                                              "--ignore-not-found"),
                  message="sdk-a deleted")
         # Unloaded: the model is gone from the config, so the model path stops answering.
         with pytest.raises(SdkError) as info:
-            sdk_call(kubeconfig, "wait_model_ready", name="sdk-a", namespace=namespace,
+            sdk_call(cluster, "wait_model_ready", name="sdk-a", namespace=namespace,
                      service_name="sklearn-mms", cluster_ip=ingress, timeout_seconds=3,
                      polling_interval=1)
         assert info.value.kind == "RuntimeError"
         assert "has not loaded the" in str(info.value)
-        assert sdk_call(kubeconfig, "wait_model_ready", name="sdk-b", namespace=namespace,
+        assert sdk_call(cluster, "wait_model_ready", name="sdk-b", namespace=namespace,
                         service_name="sklearn-mms", cluster_ip=ingress, timeout_seconds=10,
                         polling_interval=1) is True
