@@ -1,7 +1,7 @@
 """Turn a result JSON into rows: figure, ratio to the bare client, goal, PASS/MISS.
 
-Goals are those of /work/shared/reference/performance-anchors.md section 5 (the "goal"
-column; "stretch" where it is given). They live here, never in the timed tests.
+Goals are those written down in docs/benchmark-goals.md (the "goal" figure, and "stretch"
+where one is given). They live here, never in the timed tests.
 """
 
 from __future__ import annotations
