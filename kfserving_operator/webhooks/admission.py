@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonpatch
@@ -86,10 +86,12 @@ def review_inference_service_defaulting(review: Review, config: OperatorConfig) 
     return review_response(review, allowed=True, patch=patch)
 
 
-def review_inference_service_validation(
-    review: Review, config: OperatorConfig
-) -> dict[str, Any]:
-    """Reject an InferenceService that breaks any rule; never block a deletion."""
+def review_validation(review: Review,
+                      validate: Callable[[dict[str, Any], dict[str, Any] | None],
+                                         list[FieldError]]) -> dict[str, Any]:
+    """The validating webhooks' common shell: CREATE and UPDATE only, never an object on its
+    way out, a 422 naming every field at fault. ``validate(obj, old)`` gets the old object
+    on UPDATE."""
     request = review.get("request", {})
     if request.get("operation") not in {"CREATE", "UPDATE"}:
         return review_response(review, allowed=True)
@@ -97,7 +99,8 @@ def review_inference_service_validation(
     if obj.get("metadata", {}).get("deletionTimestamp"):
         # An object on its way out may only be losing finalizers: never block that.
         return review_response(review, allowed=True)
-    errors = validate_inference_service(obj, config)
+    old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
+    errors = validate(obj, old)
     if errors:
         name = obj.get("metadata", {}).get("name") or request.get("name") or ""
         return review_response(
@@ -105,6 +108,13 @@ def review_inference_service_validation(
             message=format_denial("InferenceService", name, errors),
         )
     return review_response(review, allowed=True)
+
+
+def review_inference_service_validation(
+    review: Review, config: OperatorConfig
+) -> dict[str, Any]:
+    """Reject an InferenceService that breaks any rule; never block a deletion."""
+    return review_validation(review, lambda obj, _old: validate_inference_service(obj, config))
 
 
 def review_pod_mutation(

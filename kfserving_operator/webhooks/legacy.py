@@ -17,7 +17,11 @@ from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.conversion import ConversionError, convert
 from kfserving_operator.api.v1alpha2_admission import default_v1alpha2, validate_v1alpha2
 from kfserving_operator.reconcile.trainedmodel import Parent, admission_errors
-from kfserving_operator.webhooks.admission import format_denial, review_response
+from kfserving_operator.webhooks.admission import (
+    format_denial,
+    review_response,
+    review_validation,
+)
 
 Review = Mapping[str, Any]
 CONVERSION_REVIEW_VERSION: Final = "apiextensions.k8s.io/v1"
@@ -38,19 +42,7 @@ def review_v1alpha2_defaulting(review: Review, config: OperatorConfig) -> dict[s
 
 def review_v1alpha2_validation(review: Review, config: OperatorConfig) -> dict[str, Any]:
     """KFServing's v1alpha2 validator (canary refused), on top of the v1beta1 rules."""
-    request = review.get("request", {})
-    if request.get("operation") not in {"CREATE", "UPDATE"}:
-        return review_response(review, allowed=True)
-    obj = request.get("object") or {}
-    if obj.get("metadata", {}).get("deletionTimestamp"):
-        return review_response(review, allowed=True)
-    old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
-    errors = validate_v1alpha2(obj, config, old)
-    if errors:
-        name = obj.get("metadata", {}).get("name") or request.get("name") or ""
-        return review_response(review, allowed=False, code=422,
-                               message=format_denial("InferenceService", name, errors))
-    return review_response(review, allowed=True)
+    return review_validation(review, lambda obj, old: validate_v1alpha2(obj, config, old))
 
 
 def trained_model_parent_name(review: Review) -> str:
