@@ -133,6 +133,22 @@ class ObjectCache:
     def isvc_keys(self) -> Iterator[IsvcKey]:
         return iter(list(self._isvcs))
 
+    def isvcs(self) -> Iterator[dict[str, Any]]:
+        """Every stored InferenceService, decoded one at a time."""
+        for data in list(self._isvcs.values()):
+            obj = _decode(data)
+            if obj is not None:
+                yield obj
+
+    def children_of(self, api_version: str, kind: str) -> Iterator[dict[str, Any]]:
+        """Every stored child of one type, decoded one at a time."""
+        for stored in list(self._children.values()):
+            for data in [*stored.ksvcs.values(), stored.virtual_service, stored.service]:
+                obj = _decode(data)
+                if obj is not None and obj.get("apiVersion") == api_version \
+                        and obj.get("kind") == kind:
+                    yield obj
+
     def get_isvc(self, key: IsvcKey) -> dict[str, Any] | None:
         return _decode(self._isvcs.get(key))
 

@@ -1,9 +1,13 @@
-"""kopf wiring: watches feed the cache and the work queue; startup brings up the webhooks.
+"""kopf wiring: informers feed the cache and the work queue; startup brings up the webhooks.
 
-Only ``@kopf.on.event`` handlers are used. They store nothing on the watched objects, so kopf
-writes no bookkeeping annotations or finalizers onto InferenceServices or their children, and
-an operator restart over existing objects writes nothing at all. Reconciliation is level-based:
-an event only marks its InferenceService as needing a reconcile (see ``workqueue.py``).
+InferenceServices and their children come from the operator's own informers (``informer.py``:
+one paged LIST, then a watch from its resourceVersion), not from kopf: at thousands of models
+kopf's per-event machinery for the initial listing cost more CPU and memory than everything
+else, and held every new event behind it. kopf runs the process (login, startup, cleanup,
+signals) and watches our ConfigMap and the Knative/Istio CRDs with ``@kopf.on.event``
+handlers only, which store nothing on the objects, so an operator restart over existing
+objects writes nothing at all. Reconciliation is level-based: an event only marks its
+InferenceService as needing a reconcile (see ``workqueue.py``).
 """
 
 from __future__ import annotations
@@ -22,15 +26,12 @@ import kopf
 
 from kfserving_operator.api import constants as c
 from kfserving_operator.api.config import CONFIGMAP_NAME, LAST_GOOD_CONFIGMAP_NAME
-from kfserving_operator.k8s.api import (
-    LIST_CHUNK_SIZE,
-    KubeApi,
-    KubeError,
-    ResourceNotInstalled,
-)
+from kfserving_operator.k8s.api import KubeApi, KubeError
+from kfserving_operator.k8s.decoding import PoisonReport
 from kfserving_operator.operator import poison
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
+from kfserving_operator.operator.informer import Informer
 from kfserving_operator.operator.reconciler import Dependencies, ReconcileFailed, Reconciler
 from kfserving_operator.operator.workqueue import WorkQueue
 from kfserving_operator.webhooks import certificates, registration
@@ -76,6 +77,9 @@ class Runtime:
     server: AdmissionServer | None = None
     renewal: asyncio.Task[None] | None = None
     recovery: asyncio.Task[None] | None = None
+    informers: list[Informer] = field(default_factory=list)
+    # Poison reports being posted (held so the tasks are not collected half-way).
+    reporting: set[asyncio.Task[None]] = field(default_factory=set)
     # Where a certificate read from the Secret is written for the TLS server: one directory,
     # rewritten on renewal (created on first use, in cluster mode only).
     _cert_files: Path | None = None
@@ -111,40 +115,129 @@ class Runtime:
                 self.queue.add(key, urgent=False)
 
 
-async def _prime_cache(runtime: Runtime) -> None:
-    """Load every existing child before the first reconcile, and learn what is installed.
+def _forget_isvc(runtime: Runtime, key: IsvcKey) -> None:
+    runtime.cache.drop_isvc(key)
+    if runtime.queue is not None:
+        runtime.queue.forget(key)
+    if runtime.reconciler is not None:
+        runtime.reconciler.forget(key)
 
-    Without this, the first InferenceService events after a restart could be reconciled
-    before the children's watch has delivered them, and the operator would re-apply children
-    that exist and are correct: writes on every restart. A resource type that is not served
-    tells us Knative or Istio is missing; one LIST per type does both jobs.
-    """
-    assert runtime.api is not None
-    kinds = (("v1", "Service", None),
-             (c.KNATIVE_API_VERSION, "Service", "knative_installed"),
-             (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
-    for api_version, kind, dependency in kinds:
+
+def _report_poison(runtime: Runtime, report: PoisonReport) -> None:
+    task = asyncio.get_running_loop().create_task(poison.report(runtime.api, report))
+    runtime.reporting.add(task)
+    task.add_done_callback(runtime.reporting.discard)
+
+
+def _isvc_event(runtime: Runtime, type: str | None, obj: dict[str, Any]) -> None:
+    """An InferenceService from the informer: cache it, and queue it when its input changed."""
+    meta = obj.get("metadata", {})
+    key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+    if type == "DELETED":
+        _forget_isvc(runtime, key)
+        return
+    report = poison.poisoned(obj)
+    if report is None:
         try:
-            children = await runtime.api.list(api_version, kind, has_label=c.ISVC_LABEL)
-        except ResourceNotInstalled:
-            if dependency:
-                setattr(runtime.dependencies, dependency, False)
-            continue
-        except KubeError as exc:
-            logger.warning("could not list %s %s at startup: %s", api_version, kind, exc)
-            continue
-        primed = 0
-        for child in children:
-            report = poison.poisoned(child)
-            if report is None:
-                try:
-                    runtime.cache.put_child(child)
-                    primed += 1
-                    continue
-                except RecursionError:
-                    report = poison.record_unprocessable(child)
-            await poison.report(runtime.api, report)
-        logger.info("primed the cache with %d %s %s", primed, api_version, kind)
+            _take_isvc(runtime, type, obj, key)
+            return
+        except RecursionError:
+            report = poison.record_unprocessable(obj)
+    # Never reconcile a spec we could not read whole: stop handling it until it is fixed.
+    _forget_isvc(runtime, key)
+    _report_poison(runtime, report)
+
+
+def _take_isvc(runtime: Runtime, type: str | None, obj: dict[str, Any], key: IsvcKey) -> None:
+    if runtime.cache.is_current(obj):
+        return  # the same version again: nothing new
+    previous = runtime.cache.get_isvc(key)
+    runtime.cache.put_isvc(obj)
+    # Our own status write comes back as an event; only spec/metadata changes matter.
+    if previous is not None and _same_input(previous, obj):
+        return
+    if runtime.queue is not None:
+        # type None is a listing (the start, or a relist after an outage): a resync, not
+        # news, unless the spec in it was never handled (created or changed while the
+        # operator was down or starting), which goes before the resync of the rest.
+        runtime.queue.add(key, urgent=type is not None or _unobserved(obj))
+
+
+def _unobserved(obj: dict[str, Any]) -> bool:
+    """True when the status does not yet reflect the object's current generation."""
+    status = obj.get("status") or {}
+    return bool(status.get("observedGeneration") != obj.get("metadata", {}).get("generation"))
+
+
+def _child_event(runtime: Runtime, type: str | None, obj: dict[str, Any]) -> None:
+    """A labelled child from an informer: cache it under its InferenceService, queue that.
+
+    Poison is checked first, so that one without an owner is reported too."""
+    report = poison.poisoned(obj)
+    if report is None:
+        if controller_owner(obj) is None:
+            return  # carries our label but is not ours to manage
+        try:
+            _take_child(runtime, type, obj)
+            return
+        except RecursionError:
+            report = poison.record_unprocessable(obj)
+    _report_poison(runtime, report)
+
+
+def _take_child(runtime: Runtime, type: str | None, obj: dict[str, Any]) -> None:
+    if type != "DELETED" and runtime.cache.is_current(obj):
+        return  # already known (written back from our own apply, or listed again)
+    parent = runtime.cache.put_child(obj, deleted=type == "DELETED")
+    if parent is not None and runtime.queue is not None and parent in runtime.cache:
+        runtime.queue.add(parent, urgent=type is not None)
+
+
+def _dependency_setter(runtime: Runtime, attribute: str) -> Any:
+    def installed(now: bool) -> None:
+        if getattr(runtime.dependencies, attribute) != now:
+            setattr(runtime.dependencies, attribute, now)
+            logger.info("%s is now %s", attribute.removesuffix("_installed"),
+                        "installed" if now else "NOT installed")
+            if now:
+                runtime.enqueue_all()
+    return installed
+
+
+async def _start_informers(runtime: Runtime) -> None:
+    """Children first, then InferenceServices: every existing child is in the cache before
+    the first reconcile, so a restart re-applies nothing. Knative and Istio missing shows up
+    here as a type that is not served."""
+    api = runtime.api
+    assert api is not None
+    children = (("v1", "Service", None),
+                (c.KNATIVE_API_VERSION, "Service", "knative_installed"),
+                (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
+    for api_version, kind, dependency in children:
+        def handle(type: str | None, obj: dict[str, Any]) -> None:
+            _child_event(runtime, type, obj)
+
+        def known(api_version: str = api_version, kind: str = kind) -> Any:
+            return runtime.cache.children_of(api_version, kind)
+
+        informer = Informer(api, api_version, kind, handle, known=known,
+                            label_selector=c.ISVC_LABEL,
+                            on_installed=_dependency_setter(runtime, dependency)
+                            if dependency else None)
+        runtime.informers.append(informer)
+        informer.start()
+    await asyncio.gather(*(i.synced.wait() for i in runtime.informers))
+    # Every existing child is in the cache: reconciling cannot re-apply one that exists.
+    if runtime.queue is not None:
+        runtime.queue.start()
+
+    def handle_isvc(type: str | None, obj: dict[str, Any]) -> None:
+        _isvc_event(runtime, type, obj)
+
+    isvcs = Informer(api, c.API_VERSION, c.KIND, handle_isvc, known=runtime.cache.isvcs)
+    runtime.informers.append(isvcs)
+    isvcs.start()
+    await isvcs.synced.wait()
     deps = runtime.dependencies
     logger.info("dependencies: knative serving %s, istio %s",
                 "installed" if deps.knative_installed else "NOT installed",
@@ -362,107 +455,35 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 60
         settings.networking.error_backoffs = KOPF_ERROR_BACKOFFS
-        settings.watching.chunk_size = LIST_CHUNK_SIZE  # paged initial listings
-        # Filter on the server: only our children and our one ConfigMap reach this process,
-        # not every Service and ConfigMap of the cluster.
-        for group, version, plural in (("", "v1", "services"),
-                                       (c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services"),
-                                       (c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices")):
-            settings.watching.label_selectors[group, version, plural] = c.ISVC_LABEL
+        # InferenceServices and their children are watched by our own informers (see
+        # informer.py); kopf watches only our ConfigMap, filtered on the server, and the CRDs.
         settings.watching.field_selectors["", "v1", "configmaps"] = (
             f"metadata.name={CONFIGMAP_NAME},metadata.namespace={runtime.options.namespace}")
         runtime.api = KubeApi()
         await _load_config(runtime)
-        await _prime_cache(runtime)
         runtime.reconciler = Reconciler(runtime.api, runtime.cache, runtime.config.get,
                                         runtime.dependencies)
         runtime.queue = WorkQueue(runtime.reconciler.reconcile, workers=runtime.options.workers,
                                   expected=(ReconcileFailed, KubeError),
                                   on_transient=runtime.api_unreachable)
-        runtime.queue.start()
+        # The informers start the work queue as soon as every child is known. The webhooks
+        # come after the listing on purpose: served first (measured at 5000 models), they let
+        # new InferenceServices in that then waited for the whole listing (9.6 s); served
+        # after it, a new one is handled in ~1-2 s, and admission is down for the listing.
+        await _start_informers(runtime)
         await _start_webhooks(runtime)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         if runtime.recovery is not None:
             runtime.recovery.cancel()
+        for informer in runtime.informers:
+            await informer.stop()
         if runtime.queue is not None:
             await runtime.queue.stop()
         await _stop_webhooks(runtime)
         if runtime.api is not None:
             await runtime.api.close()
-
-    def _forget_isvc(key: IsvcKey) -> None:
-        runtime.cache.drop_isvc(key)
-        if runtime.queue is not None:
-            runtime.queue.forget(key)
-        if runtime.reconciler is not None:
-            runtime.reconciler.forget(key)
-
-    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
-    async def inference_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        obj = dict(body)
-        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        if type == "DELETED":
-            _forget_isvc(key)
-            return
-        report = poison.poisoned(obj)
-        if report is None:
-            try:
-                _take_isvc(type, obj, key)
-                return
-            except RecursionError:
-                report = poison.record_unprocessable(obj)
-        # Never reconcile a spec we could not read whole: stop handling it until it is fixed.
-        _forget_isvc(key)
-        await poison.report(runtime.api, report)
-
-    def _take_isvc(type: str | None, obj: dict[str, Any], key: IsvcKey) -> None:
-        if runtime.cache.is_current(obj):
-            return  # the same version again: nothing new
-        previous = runtime.cache.get_isvc(key)
-        runtime.cache.put_isvc(obj)
-        # Our own status write comes back as an event; only spec/metadata changes matter.
-        if previous is not None and _same_input(previous, obj):
-            return
-        if runtime.queue is not None:
-            # type None is the initial listing after a start: a resync, not news.
-            runtime.queue.add(key, urgent=type is not None)
-
-    def _child_event(type: str | None, body: kopf.Body) -> None:
-        obj = dict(body)
-        if type != "DELETED" and runtime.cache.is_current(obj):
-            return  # already known (primed at start, or written back from our own apply)
-        parent = runtime.cache.put_child(obj, deleted=type == "DELETED")
-        if parent is not None and runtime.queue is not None and parent in runtime.cache:
-            runtime.queue.add(parent, urgent=type is not None)
-
-    async def _labelled_child_event(type: str | None, body: kopf.Body) -> None:
-        # Every labelled object arrives here (the watches select by label on the server);
-        # poison is checked first, so that one without an owner is reported too.
-        obj = dict(body)
-        report = poison.poisoned(obj)
-        if report is None:
-            if controller_owner(obj) is None:
-                return
-            try:
-                _child_event(type, body)
-                return
-            except RecursionError:
-                report = poison.record_unprocessable(obj)
-        await poison.report(runtime.api, report)
-
-    @kopf.on.event(c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services", registry=registry)
-    async def knative_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        await _labelled_child_event(type, body)
-
-    @kopf.on.event(c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices", registry=registry)
-    async def virtual_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        await _labelled_child_event(type, body)
-
-    @kopf.on.event("", "v1", "services", registry=registry)
-    async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        await _labelled_child_event(type, body)
 
     # Only our ConfigMap reaches this handler: the watch has a server-side field selector.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
@@ -490,6 +511,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             setattr(runtime.dependencies, attribute, installed)
             logger.info("%s is now %s", name, "installed" if installed else "gone")
             runtime.enqueue_all()
+        for informer in runtime.informers:
+            informer.recheck()  # start (or stop) watching the type without waiting
 
     return registry
 
