@@ -36,6 +36,7 @@ def latency_distributions(results: dict[str, Any], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     panels = [(title, label, values) for keys, title, label in SERIES
               if (values := _series(results, keys))]
@@ -52,6 +53,8 @@ def latency_distributions(results: dict[str, Any], path: Path) -> Path:
         count = len(values)
         axis.step(values, [(i + 1) / count for i in range(count)], where="post")
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
+        axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
         axis.set_ylim(0, 1.02)
         axis.grid(True, which="both", alpha=0.3)
         p50 = values[(count - 1) // 2]
