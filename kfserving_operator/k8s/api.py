@@ -22,6 +22,8 @@ from typing import Any
 import httpx2
 import msgspec
 from lightkube import AsyncClient, operators
+from lightkube.config.client_adapter import verify_cluster
+from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.core.selector import build_selector
 from lightkube.generic_resource import (
@@ -33,6 +35,7 @@ from lightkube.types import CascadeType
 from kfserving_operator import counters
 from kfserving_operator.api import constants as c
 from kfserving_operator.k8s import decoding
+from kfserving_operator.k8s.transport import AiohttpTransport
 
 FIELD_MANAGER = "kfserving-operator"
 # Paged LISTs: thousands of children are fetched 500 at a time, not parsed in one piece.
@@ -245,11 +248,22 @@ def _to_dict(obj: Any) -> dict[str, Any]:
     return result
 
 
+def _default_client() -> AsyncClient:
+    """lightkube on the environment's config (service account or kubeconfig), with the bytes
+    sent through aiohttp (see transport.py)."""
+    config = KubeConfig.from_env().get()
+    if config is None or config.user is None:
+        return AsyncClient(field_manager=FIELD_MANAGER)  # lightkube says what is missing
+    context = verify_cluster(config.cluster, config.user, config.abs_file)
+    return AsyncClient(config=config, field_manager=FIELD_MANAGER,
+                       transport=AiohttpTransport(context))
+
+
 class KubeApi:
     """The async API facade the operator and the webhooks use."""
 
     def __init__(self, client: AsyncClient | None = None) -> None:
-        self._client = client or AsyncClient(field_manager=FIELD_MANAGER)
+        self._client = client or _default_client()
 
     async def close(self) -> None:
         await self._client.close()
