@@ -1,7 +1,7 @@
 """Turn a result JSON into rows: figure, ratio to the bare client, goal, PASS/MISS.
 
-Goals are those of /work/shared/reference/performance-anchors.md section 5 (the "goal"
-column; "stretch" where it is given). They live here, never in the timed tests.
+Goals are those of the "Goals" table in benchmarks/README.md (the "goal" column; "stretch"
+where it is given). They live here, never in the timed tests.
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
             ("status_change", "child status change: first ksvc Ready",
              "1 status write (+ VS create and Ready Event, by design as KServe)", None),
             ("spec_change", "spec change (storageUri)", "<= 3 (B6: ksvc, VS, status)", 3.0),
-            ("delete", "delete (children by GC)", "- (none in §5; GC does it)", None)):
+            ("delete", "delete (children by GC)", "- (no goal; GC does it)", None)):
         item = b7.get(key)
         if not item:
             continue
@@ -307,7 +307,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"wall time {_num(meta.get('wall_s'), 0)} s",
         f"- command: `{meta.get('command', '')}`",
         "- ratios are against the bare client measured in the same run (see calibration rows);"
-        " goals from performance-anchors.md §5.",
+        " goals as in benchmarks/README.md.",
         "- operator requests come from the apiserver audit log (user `kfserving-operator`)."
         " The benchmark's control plane logs GET/LIST too (the project's policy logs writes"
         " only); watches are never logged. 'all clients' rows are `apiserver_request_total`"
@@ -316,7 +316,7 @@ def markdown(results: dict[str, Any]) -> str:
         + (" with uncommitted changes in kfserving_operator/"
            if meta.get("product_changes_uncommitted") else "") + ".",
         "",
-        "| bench | metric | measured | ratio | goal (§5) | result |",
+        "| bench | metric | measured | ratio | goal | result |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows(results):
