@@ -12,6 +12,7 @@ operator's memory. Decoding the few objects one reconcile needs is cheap next to
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,9 +39,11 @@ def _decode(data: bytes | None) -> dict[str, Any] | None:
 
 
 def identity(obj: dict[str, Any]) -> ChildKey:
+    # Interned: thousands of keys held in the cache share a handful of distinct apiVersion,
+    # kind and namespace strings, instead of a fresh copy from every decoded object.
     meta = obj.get("metadata", {})
-    return (str(obj.get("apiVersion", "")), str(obj.get("kind", "")),
-            str(meta.get("namespace", "")), str(meta.get("name", "")))
+    return (sys.intern(str(obj.get("apiVersion", ""))), sys.intern(str(obj.get("kind", ""))),
+            sys.intern(str(meta.get("namespace", ""))), str(meta.get("name", "")))
 
 
 def slot(obj: dict[str, Any]) -> tuple[str, str] | None:

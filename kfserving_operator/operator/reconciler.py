@@ -215,6 +215,8 @@ class Reconciler:
     async def _create_missing(self, key: IsvcKey, objects: tuple[dict[str, Any], ...]
                               ) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
+        if not objects:
+            return problems  # the usual case: no per-InferenceService set at all
         known = self._known_present.setdefault(key, set())
         for obj in objects:
             if identity(obj) in known:

@@ -94,7 +94,7 @@ def review_inference_service_defaulting(review: Review, config: OperatorConfig) 
     parsed, errors = parse_inference_service(original)
     if parsed is None or errors:
         return review_response(review, allowed=True)
-    model = default_inference_service(parsed, config)
+    model = default_inference_service(parsed, config, in_place=True)  # parsed just here
     spec = model.to_wire().get("spec", {})
     _VALIDATED[_validation_key(original, spec)] = (
         config, validate_inference_service(model, config))
