@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -398,13 +399,9 @@ async def b5_status_idle(ctx: Context, names: list[str]) -> dict[str, Any]:
     }
 
 
-async def b5_status_burst(ctx: Context, names: list[str]) -> dict[str, Any]:
-    """All at once: the stand-in's status patched for every ksvc, 32 in flight."""
-    tracker = ctx.tracker
-    standin = AsyncKnative(ctx.cluster, BENCH_NAMESPACE, tracker.objects["ksvc"])
-    ksvc_ready = tracker.probe("ksvc", kube.is_ready, [ksvc_name(x) for x in names])
-    isvc_ready = tracker.probe("isvc", kube.is_ready, names)
-    offset = ctx.operator.audit_offset()
+def _ready_patcher(ctx: Context, standin: AsyncKnative,
+                   names: list[str]) -> Callable[[int], Awaitable[None]]:
+    """The stand-in's Ready status for ``names[i]``'s ksvc, patched by the bench's client."""
     resource = kube.RESOURCES["ksvc"]
 
     async def patch(index: int) -> None:
@@ -413,8 +410,19 @@ async def b5_status_burst(ctx: Context, names: list[str]) -> dict[str, Any]:
         await ctx.client.patch(resource.Status, name, {"status": status},
                                namespace=BENCH_NAMESPACE, patch_type=PatchType.MERGE)
 
+    return patch
+
+
+async def b5_status_burst(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """All at once: the stand-in's status patched for every ksvc, 32 in flight."""
+    tracker = ctx.tracker
+    standin = AsyncKnative(ctx.cluster, BENCH_NAMESPACE, tracker.objects["ksvc"])
+    ksvc_ready = tracker.probe("ksvc", kube.is_ready, [ksvc_name(x) for x in names])
+    isvc_ready = tracker.probe("isvc", kube.is_ready, names)
+    offset = ctx.operator.audit_offset()
     started = time.perf_counter()
-    outcome = await kube.run_concurrently(len(names), ctx.options.concurrency, patch)
+    outcome = await kube.run_concurrently(len(names), ctx.options.concurrency,
+                                          _ready_patcher(ctx, standin, names))
     await tracker.wait(lambda: isvc_ready.done(len(names)), timeout=120)
     finished = max(isvc_ready.first.values(), default=started)
     settle = await ctx.settle()
@@ -568,15 +576,8 @@ async def _make_ready(ctx: Context, names: list[str]) -> AsyncKnative:
     tracker = ctx.tracker
     standin = AsyncKnative(ctx.cluster, BENCH_NAMESPACE, tracker.objects["ksvc"])
     ready = tracker.probe("isvc", kube.is_ready, names)
-    resource = kube.RESOURCES["ksvc"]
-
-    async def patch(index: int) -> None:
-        name = ksvc_name(names[index])
-        status = standin.observe(name, ready=True)
-        await ctx.client.patch(resource.Status, name, {"status": status},
-                               namespace=BENCH_NAMESPACE, patch_type=PatchType.MERGE)
-
-    await kube.run_concurrently(len(names), ctx.options.concurrency, patch)
+    await kube.run_concurrently(len(names), ctx.options.concurrency,
+                                _ready_patcher(ctx, standin, names))
     await tracker.wait(lambda: ready.done(len(names)), timeout=120)
     tracker.drop(ready)
     await ctx.settle()
@@ -609,8 +610,10 @@ async def b6_canary(ctx: Context, names: list[str]) -> dict[str, Any]:
             "canaryTrafficPercent": CANARY_PERCENT,
             "sklearn": {"storageUri": f"gs://bench/{name}/canary"}}}},
             namespace=BENCH_NAMESPACE, patch_type=PatchType.MERGE)
-        await tracker.wait(lambda split=split, observed=observed:
-                           split.done(1) and observed.done(1), timeout=30)
+        def reflected(split: kube.Probe = split, observed: kube.Probe = observed) -> bool:
+            return split.done(1) and observed.done(1)
+
+        await tracker.wait(reflected, timeout=30)
         if split.first:
             to_split.append(split.first[ksvc_name(name)] - started)
         if observed.first:
