@@ -11,11 +11,12 @@ operator's memory. Decoding the few objects one reconcile needs is cheap next to
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from kfserving_operator.api import constants as c
 
@@ -23,18 +24,24 @@ IsvcKey = tuple[str, str]  # (namespace, name)
 ChildKey = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
 
 
+# msgspec: compact JSON both ways, several times faster than the json module; every object
+# listed at start and every watch event goes through here.
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
 def _encode(obj: dict[str, Any]) -> bytes:
     """Compact JSON of ``obj`` without ``metadata.managedFields``, which we never read."""
     meta = obj.get("metadata")
     if isinstance(meta, dict) and "managedFields" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return _encoder.encode(obj)
 
 
 def _decode(data: bytes | None) -> dict[str, Any] | None:
     if data is None:
         return None
-    obj: dict[str, Any] = json.loads(data)
+    obj: dict[str, Any] = _decoder.decode(data)
     return obj
 
 
