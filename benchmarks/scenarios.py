@@ -641,19 +641,25 @@ def _container_image(body: Obj) -> str:
     return str(containers[0].get("image", ""))
 
 
+def default_config_map() -> Obj:
+    """``inferenceservice-config`` with the built-in defaults."""
+    from kfserving_operator.api.config import CONFIGMAP_NAME, OperatorConfig
+
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": CONFIGMAP_NAME, "namespace": CONFIG_NAMESPACE},
+            "data": OperatorConfig().to_configmap_data()}
+
+
 async def config_change(ctx: Context) -> dict[str, Any]:
     """A new sklearn image in inferenceservice-config: time until every InferenceService's
     Knative Service carries it (seen by watch), and the operator's writes for it.
 
     T_min is one ksvc write per InferenceService at the bare client's write rate (W_raw).
     """
-    from kfserving_operator.api.config import CONFIGMAP_NAME, OperatorConfig
-
     tracker = ctx.tracker
-    data = OperatorConfig().to_configmap_data()
+    body = default_config_map()
+    data = body["data"]
     resource = kube.RESOURCES["configmap"]
-    body = {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": CONFIGMAP_NAME, "namespace": CONFIG_NAMESPACE}, "data": data}
     # The defaults written out first: an unchanged config, which must write nothing.
     await ctx.client.apply(resource(body), force=True)
     await asyncio.sleep(2.0)
