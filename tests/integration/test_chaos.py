@@ -11,6 +11,7 @@ the test log; ``KFSERVING_CHAOS_SEED`` replays one.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import random
 import signal
@@ -181,6 +182,10 @@ def test_sigkill_at_random_points_during_churn(chaos_plane: tuple[LocalControlPl
     namespace = "churn"
     cluster.kubectl("create", "namespace", namespace)
     names = [f"m{i:03d}" for i in range(100)]
+    # lightkube builds its msgspec type for API errors on first use; doing that from eight
+    # threads at once has crashed the interpreter, so the first error happens here.
+    with contextlib.suppress(ApiError):
+        client.get(InferenceServiceResource, "absent", namespace=namespace)
     expected: dict[str, str] = {}
     lock = threading.Lock()
 
@@ -208,6 +213,15 @@ def test_sigkill_at_random_points_during_churn(chaos_plane: tuple[LocalControlPl
     versions: dict[str, int] = {}
 
     def run(lane: list[tuple[str, str]]) -> None:
+        # One client per writer thread: lightkube's sync client is not meant to be shared.
+        client = Client(config=KubeConfig.from_file(cluster.kubeconfig), trust_env=False,
+                        field_manager="chaos-test")
+        try:
+            _run(client, lane)
+        finally:
+            client.close()
+
+    def _run(client: Client, lane: list[tuple[str, str]]) -> None:
         for action, name in lane:
             if action == "create":
                 with lock:
