@@ -63,8 +63,14 @@ def _api(cluster: Cluster) -> KubeApi:
                                field_manager="informer-test", trust_env=False))
 
 
-def _create(cluster: Cluster, obj: dict[str, Any]) -> None:
-    cluster.kubectl("create", "-f", "-", input=json.dumps(obj))
+def _create(cluster: Cluster, obj: dict[str, Any], deep_levels: int = 0) -> None:
+    """Create ``obj``; with ``deep_levels``, its spec.x nested that deep (beyond what Python's
+    own json module can write, so the text is put together by hand)."""
+    text = json.dumps(obj)
+    if deep_levels:
+        deep = '{"d":' * deep_levels + '"bottom"' + "}" * deep_levels
+        text = text[:-2] + f', "x": {deep}' + "}}"
+    cluster.kubectl("create", "-f", "-", input=text)
 
 
 async def test_lists_then_watches_from_the_listed_version(cluster: Cluster,
