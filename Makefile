@@ -7,9 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BIN := .cache/bin
 PYTEST_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-installed
+# `make bench` is the short default (~6 min); e.g. BENCH_ARGS="--n 5000 --only B1,B3,B4".
+BENCH_ARGS ?=
 
 .PHONY: all venv tools run test test-unit test-integration test-lowest lint crds crds-check \
-        conformance lock image sdk-venv cluster-up cluster-down clean
+        conformance lock image sdk-venv cluster-up cluster-down clean bench
 
 all: test
 
@@ -33,6 +36,15 @@ tools:
 ## what it needs. Another cluster only when named: make run CLUSTER=external KUBECONFIG=...
 run: venv
 	$(PY) -m kfserving_operator.devrun
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+## Benchmarks on a control plane of their own: prints the table, writes
+## benchmarks/results/latest.{json,md,png}. See benchmarks/README.md.
+bench: $(BENCH_STAMP) tools
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 ## The local cluster with real Knative Serving, in its own network namespace.
 cluster-up: venv

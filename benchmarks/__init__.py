@@ -1,4 +1,4 @@
-"""Benchmarks B1-B7 of docs/performance anchors: the operator measured against a bare client.
+"""Benchmarks B1-B7 and CFG: the operator measured against a bare client in the same run.
 
 Run ``.venv/bin/python benchmarks/run.py --help``; see ``benchmarks/README.md``.
 """

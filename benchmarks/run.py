@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks import kube, report, scenarios
+from benchmarks import kube, plot, report, scenarios
 from benchmarks.scenarios import (
     BENCH_NAMESPACE,
     CALIBRATION_NAMESPACE,
@@ -47,7 +47,7 @@ from tests.support.cluster import Cluster, install_crds
 from tests.support.operator import OperatorProcess, run_operator
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL = ("B1", "B2", "B3", "B4", "B5", "B7")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "CFG")
 
 
 class BenchControlPlane(LocalControlPlane):
@@ -80,8 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="InferenceServices in B1 (1000)")
     parser.add_argument("--only", default=",".join(ALL),
-                        help="comma-separated subset of B1,B2,B3,B4,B5,B7 (B1 always runs: "
-                             "the others need its objects)")
+                        help="comma-separated subset of B1,B2,B3,B4,B5,B6,B7,CFG (B1 always "
+                             "runs: the others need its objects)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/latest.json")
     parser.add_argument("--md", type=Path, default=None,
                         help="markdown table (default: --out with .md)")
@@ -90,6 +90,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--k", type=int, default=50, help="B5 idle sample size (50)")
     parser.add_argument("--k-burst", type=int, default=100, help="B5 burst size (100)")
     parser.add_argument("--m", type=int, default=50, help="B7 no-op/spec/delete size (50)")
+    parser.add_argument("--canary", type=int, default=100, help="B6 canary updates (100)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="latency distribution PNG (default: --out with .png; needs the "
+                             "'bench' extra, matplotlib)")
     parser.add_argument("--calibration-objects", type=int, default=1000)
     parser.add_argument("--round-trip-samples", type=int, default=200)
     parser.add_argument("--keep", action="store_true",
@@ -199,6 +203,9 @@ async def _benchmarks(ctx: Context, results: dict[str, Any]) -> None:
     spec_set = names[k + kb:k + kb + m]
     noop_set = names[:m]
     delete_set = names[-m:]
+    # Fresh InferenceServices (generation 1, never made Ready), clear of the delete set.
+    canary_set = names[k + kb + m:max(k + kb + m, min(len(names) - m,
+                                                         k + kb + m + options.canary))]
     b7: dict[str, Any] = {}
     if "B7" in only:
         await _guarded(b7, "noop", lambda: scenarios.b7_noop(ctx, noop_set), errors)
@@ -212,6 +219,10 @@ async def _benchmarks(ctx: Context, results: dict[str, Any]) -> None:
                                    for key in ("k", "operator_writes", "writes_per_isvc")}
     if "B7" in only and spec_set:
         await _guarded(b7, "spec_change", lambda: scenarios.b7_spec_change(ctx, spec_set), errors)
+    if "B6" in only and canary_set:
+        await _guarded(results, "B6", lambda: scenarios.b6_canary(ctx, canary_set), errors)
+    if "CFG" in only:
+        await _guarded(results, "CFG", lambda: scenarios.config_change(ctx), errors)
     after_restart = None
     if "B3" in only:
         await _guarded(results, "B3", lambda: scenarios.b3_restart(ctx), errors)
@@ -247,6 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"unknown benchmarks: {', '.join(sorted(unknown))}")
     options = Options(n=args.n, concurrency=args.concurrency, idle_seconds=args.idle,
                       k_status=args.k, k_burst=args.k_burst, m_changes=args.m,
+                      canary=args.canary,
                       calibration_objects=args.calibration_objects,
                       round_trip_samples=args.round_trip_samples, only=only | {"B1"})
     results: dict[str, Any] = {
@@ -268,8 +280,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cluster = Cluster(state.kubeconfig, find_tool("kubectl"), state)
         install_crds(cluster)
         crds_installed = time.monotonic()
-        for namespace in (BENCH_NAMESPACE, CALIBRATION_NAMESPACE):
+        for namespace in (BENCH_NAMESPACE, CALIBRATION_NAMESPACE, scenarios.CONFIG_NAMESPACE):
             cluster.kubectl("create", "namespace", namespace)
+        # The operator's ConfigMap, as an install has it: without it the operator reports it
+        # missing (a Warning event) at every start, which B3 would count as a restart write.
+        cluster.apply_yaml(scenarios.default_config_map())
         plane_pids = list(state.pids.values())
         print("[bench] calibration ...", flush=True)
         calibration = asyncio.run(_calibrate(state.kubeconfig, options, plane_pids))
@@ -322,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     md_path.write_text(text)
     print(text, flush=True)
     print(f"[bench] wrote {md_path}", flush=True)
+    png_path = args.plot or md_path.with_suffix(".png")
+    try:
+        plot.latency_distributions(results, png_path)
+    except ImportError:
+        print("[bench] no plot: matplotlib is missing (pip install -e '.[bench]')", flush=True)
+    else:
+        print(f"[bench] wrote {png_path}", flush=True)
     return 1 if results.get("errors") else 0
 
 

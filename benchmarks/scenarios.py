@@ -8,7 +8,9 @@ differences taken in this process; operator writes come from the apiserver's aud
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +38,11 @@ class Options:
     k_status: int = 50
     k_burst: int = 100
     m_changes: int = 50
+    canary: int = 100
     calibration_objects: int = 1000
     round_trip_samples: int = 200
     quiet_seconds: float = 3.0
-    only: frozenset[str] = frozenset({"B1", "B2", "B3", "B4", "B5", "B7"})
+    only: frozenset[str] = frozenset({"B1", "B2", "B3", "B4", "B5", "B6", "B7", "CFG"})
 
 
 @dataclass
@@ -202,6 +205,7 @@ async def b1_burst_create(ctx: Context) -> dict[str, Any]:
         "t_min_cr_s": t_min_cr,
         "e1_cr": t_min_cr / t_op if t_op else float("nan"),
         "operator_workers": 8,
+        "latencies_s": [observed.first[x] - sent[x] for x in names if x in observed.first],
         "per_isvc_latency": {
             "create_to_ksvc": summary(ksvc_seen.first[ksvc_name(x)] - sent[x]
                                       for x in names if ksvc_name(x) in ksvc_seen.first),
@@ -387,11 +391,26 @@ async def b5_status_idle(ctx: Context, names: list[str]) -> dict[str, Any]:
         "k": len(names),
         "ready": len(isvc_ready.first),
         "ksvc_ready_to_isvc_ready": summary(_hops(names, ksvc_ready, isvc_ready)),
+        "latencies_s": _hops(names, ksvc_ready, isvc_ready),
         "stand_in_call_to_isvc_ready": summary(from_call),
         "operator_writes": writes,
         "writes_per_isvc": total_writes(writes) / len(names) if names else float("nan"),
         "settle_wait_s": settle,
     }
+
+
+def _ready_patcher(ctx: Context, standin: AsyncKnative,
+                   names: list[str]) -> Callable[[int], Awaitable[None]]:
+    """The stand-in's Ready status for ``names[i]``'s ksvc, patched by the bench's client."""
+    resource = kube.RESOURCES["ksvc"]
+
+    async def patch(index: int) -> None:
+        name = ksvc_name(names[index])
+        status = standin.observe(name, ready=True)
+        await ctx.client.patch(resource.Status, name, {"status": status},
+                               namespace=BENCH_NAMESPACE, patch_type=PatchType.MERGE)
+
+    return patch
 
 
 async def b5_status_burst(ctx: Context, names: list[str]) -> dict[str, Any]:
@@ -401,16 +420,9 @@ async def b5_status_burst(ctx: Context, names: list[str]) -> dict[str, Any]:
     ksvc_ready = tracker.probe("ksvc", kube.is_ready, [ksvc_name(x) for x in names])
     isvc_ready = tracker.probe("isvc", kube.is_ready, names)
     offset = ctx.operator.audit_offset()
-    resource = kube.RESOURCES["ksvc"]
-
-    async def patch(index: int) -> None:
-        name = ksvc_name(names[index])
-        status = standin.observe(name, ready=True)
-        await ctx.client.patch(resource.Status, name, {"status": status},
-                               namespace=BENCH_NAMESPACE, patch_type=PatchType.MERGE)
-
     started = time.perf_counter()
-    outcome = await kube.run_concurrently(len(names), ctx.options.concurrency, patch)
+    outcome = await kube.run_concurrently(len(names), ctx.options.concurrency,
+                                          _ready_patcher(ctx, standin, names))
     await tracker.wait(lambda: isvc_ready.done(len(names)), timeout=120)
     finished = max(isvc_ready.first.values(), default=started)
     settle = await ctx.settle()
@@ -421,6 +433,7 @@ async def b5_status_burst(ctx: Context, names: list[str]) -> dict[str, Any]:
         "ready": len(isvc_ready.first),
         "patch_errors": outcome.errors[:5],
         "ksvc_ready_to_isvc_ready": summary(_hops(names, ksvc_ready, isvc_ready)),
+        "latencies_s": _hops(names, ksvc_ready, isvc_ready),
         "t_all_ready_s": finished - started,
         "t_patches_s": outcome.elapsed,
         # Floor: the stand-in's K patches and the operator's 3 writes per isvc (VirtualService,
@@ -497,6 +510,7 @@ async def b7_spec_change(ctx: Context, names: list[str]) -> dict[str, Any]:
     reads = ctx.reads_since(offset)
     tracker.drop(ksvc_updated, observed)
     return {"k": len(names), "patch_to_ksvc_updated": summary(to_ksvc),
+            "latencies_s": to_ksvc,
             "operator_reads": reads,
             "patch_to_observed_generation": summary(to_status),
             "operator_writes": writes,
@@ -538,3 +552,148 @@ def operator_log_problems(log_path: Path, offset: int) -> list[str]:
     lines = [line for line in text.splitlines()
              if " ERROR " in line or "Traceback" in line or "[ERROR" in line]
     return lines[:20]
+
+
+# -- B6 canary update ---------------------------------------------------------------------------
+
+CANARY_PERCENT = 10
+
+
+def _canary_split(isvc: str, rolled_out: str) -> kube.Predicate:
+    """The ksvc routes CANARY_PERCENT to its latest revision and the rest to ``rolled_out``."""
+    def check(_: str, body: Obj) -> bool:
+        if body["metadata"]["name"] != ksvc_name(isvc):
+            return False
+        traffic = (body.get("spec") or {}).get("traffic") or []
+        shares = {("latest" if t.get("latestRevision") else t.get("revisionName")):
+                  t.get("percent") for t in traffic}
+        return shares == {"latest": CANARY_PERCENT, rolled_out: 100 - CANARY_PERCENT}
+    return check
+
+
+async def _make_ready(ctx: Context, names: list[str]) -> AsyncKnative:
+    """Play Knative for ``names``: their first revision Ready, so it counts as rolled out."""
+    tracker = ctx.tracker
+    standin = AsyncKnative(ctx.cluster, BENCH_NAMESPACE, tracker.objects["ksvc"])
+    ready = tracker.probe("isvc", kube.is_ready, names)
+    await kube.run_concurrently(len(names), ctx.options.concurrency,
+                                _ready_patcher(ctx, standin, names))
+    await tracker.wait(lambda: ready.done(len(names)), timeout=120)
+    tracker.drop(ready)
+    await ctx.settle()
+    return standin
+
+
+async def b6_canary(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """A canary step on each of ``names``, one at a time: a new model version with
+    canaryTrafficPercent 10, on InferenceServices whose first revision is rolled out.
+
+    Latency: isvc patch -> the ksvc's spec.traffic carries the 10/90 split (seen by watch), and
+    -> status.observedGeneration. Writes per update from the audit log. (In the Serverless
+    design the split lives in the Knative Service; the VirtualService points at the ksvc's
+    host and does not change with the split, so it should not be written.)
+    """
+    tracker = ctx.tracker
+    standin = await _make_ready(ctx, names)
+    rolled_out = {x: standin.observe(ksvc_name(x), ready=True)["latestReadyRevisionName"]
+                  for x in names}
+    await ctx.settle()
+    offset = ctx.operator.audit_offset()
+    resource = kube.RESOURCES["isvc"]
+    to_split: list[float] = []
+    to_status: list[float] = []
+    for name in names:
+        split = tracker.probe("ksvc", _canary_split(name, rolled_out[name]), [ksvc_name(name)])
+        observed = tracker.probe("isvc", kube.observed_generation_at_least(2), [name])
+        started = time.perf_counter()
+        await ctx.client.patch(resource, name, {"spec": {"predictor": {
+            "canaryTrafficPercent": CANARY_PERCENT,
+            "sklearn": {"storageUri": f"gs://bench/{name}/canary"}}}},
+            namespace=BENCH_NAMESPACE, patch_type=PatchType.MERGE)
+        def reflected(split: kube.Probe = split, observed: kube.Probe = observed) -> bool:
+            return split.done(1) and observed.done(1)
+
+        await tracker.wait(reflected, timeout=30)
+        if split.first:
+            to_split.append(split.first[ksvc_name(name)] - started)
+        if observed.first:
+            to_status.append(observed.first[name] - started)
+        tracker.drop(split, observed)
+    await ctx.settle()
+    writes = ctx.writes_since(offset)
+    return {"k": len(names), "canary_percent": CANARY_PERCENT,
+            "patch_to_ksvc_traffic_split": summary(to_split),
+            "patch_to_observed_generation": summary(to_status),
+            "latencies_s": to_split,
+            "operator_writes": writes, "write_samples": ctx.write_samples(offset),
+            "writes_per_update": total_writes(writes) / len(names) if names else float("nan")}
+
+
+# -- config change ------------------------------------------------------------------------------
+
+CONFIG_NAMESPACE = "kfserving-system"
+NEW_SKLEARN_IMAGE = "registry.bench.local/sklearnserver"
+
+
+def _container_image(body: Obj) -> str:
+    containers = ((((body.get("spec") or {}).get("template") or {}).get("spec") or {})
+                  .get("containers") or [{}])
+    return str(containers[0].get("image", ""))
+
+
+def default_config_map() -> Obj:
+    """``inferenceservice-config`` with the built-in defaults."""
+    from kfserving_operator.api.config import CONFIGMAP_NAME, OperatorConfig
+
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": CONFIGMAP_NAME, "namespace": CONFIG_NAMESPACE},
+            "data": OperatorConfig().to_configmap_data()}
+
+
+async def config_change(ctx: Context) -> dict[str, Any]:
+    """A new sklearn image in inferenceservice-config: time until every InferenceService's
+    Knative Service carries it (seen by watch), and the operator's writes for it.
+
+    T_min is one ksvc write per InferenceService at the bare client's write rate (W_raw).
+    """
+    tracker = ctx.tracker
+    body = default_config_map()
+    data = body["data"]
+    resource = kube.RESOURCES["configmap"]
+    # The defaults written out first: an unchanged config, which must write nothing.
+    await ctx.client.apply(resource(body), force=True)
+    await asyncio.sleep(2.0)
+    await ctx.settle()
+    offset_same = ctx.operator.audit_offset()
+    names = sorted(tracker.objects["isvc"])
+    predictors = json.loads(data["predictors"])
+    predictors["sklearn"]["v1"]["image"] = NEW_SKLEARN_IMAGE
+    changed = {**data, "predictors": json.dumps(predictors)}
+    carries = tracker.probe(
+        "ksvc", lambda _, b: _container_image(b).startswith(NEW_SKLEARN_IMAGE + ":"),
+        [ksvc_name(x) for x in names])
+    writes_same = ctx.writes_since(offset_same)
+    offset = ctx.operator.audit_offset()
+    cpu_before = cpu_seconds(ctx.pid)
+    started = time.perf_counter()
+    await ctx.client.apply(resource({**body, "data": changed}), force=True)
+    complete = await tracker.wait(lambda: carries.done(len(names)),
+                                  timeout=max(120.0, len(names) * 0.2))
+    finished = max(carries.first.values(), default=started)
+    settle = await ctx.settle()
+    cpu_after = cpu_seconds(ctx.pid)
+    writes = ctx.writes_since(offset)
+    tracker.drop(carries)
+    t_min = len(names) / ctx.calibration.writes_per_s
+    elapsed = finished - started
+    return {"isvcs": len(names), "complete": complete,
+            "updated": len(carries.first),
+            "t_all_updated_s": elapsed,
+            "t_min_s": t_min,
+            "e": t_min / elapsed if elapsed > 0 else float("nan"),
+            "latencies_s": sorted(t - started for t in carries.first.values()),
+            "operator_writes_unchanged_config": writes_same,
+            "operator_writes": writes,
+            "writes_per_isvc": total_writes(writes) / len(names) if names else float("nan"),
+            "operator_cpu_ms_per_isvc": (cpu_after - cpu_before) / max(1, len(names)) * 1000,
+            "settle_wait_s": settle}

@@ -41,9 +41,11 @@ from kfserving_operator.api.quantity import QuantityError, parse_quantity
 PROTOCOL_DEFAULTED: tuple[str, ...] = ("sklearn", "xgboost", "pytorch")
 
 
-def default_inference_service(isvc: InferenceService, config: OperatorConfig) -> InferenceService:
-    """Return a defaulted copy of ``isvc``; ``isvc`` itself is not modified."""
-    result = isvc.model_copy(deep=True)
+def default_inference_service(isvc: InferenceService, config: OperatorConfig, *,
+                              in_place: bool = False) -> InferenceService:
+    """Return a defaulted copy of ``isvc``; ``isvc`` itself is not modified, unless
+    ``in_place`` (for a model nobody else holds: a deep copy costs as much as the defaulting)."""
+    result = isvc if in_place else isvc.model_copy(deep=True)
     for component_name, component in result.components():
         impl = component.implementation()
         if impl is not None:

@@ -3,8 +3,9 @@
 Reads and writes go through lightkube's ``AsyncClient`` (async, light on memory, server-side
 apply for generic resources). Every write uses server-side apply with one field manager,
 ``kfserving-operator``, so defaults that Knative or Kubernetes fill in are never fought over
-and a field we stop setting is removed by the server. kopf does the watching; this module
-only reads and writes.
+and a field we stop setting is removed by the server. The informers' LISTs and watches are
+here too (``list_pages``, ``watch_objects``); kopf watches the ConfigMap, the CRDs and
+TrainedModels.
 
 How many writes the operator makes is measured on the server side, from the apiserver's
 audit log (the zero-writes tests and the benchmarks), not counted here.
@@ -15,10 +16,15 @@ from __future__ import annotations
 import builtins
 import datetime
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
+import msgspec
 from lightkube import AsyncClient, operators
+from lightkube.config.client_adapter import verify_cluster
+from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.core.selector import build_selector
 from lightkube.generic_resource import (
@@ -31,6 +37,7 @@ from kfserving_operator import counters
 from kfserving_operator.api import constants as c
 from kfserving_operator.k8s import decoding
 from kfserving_operator.k8s.instrumentation import RequestObserver, instrument_httpx
+from kfserving_operator.k8s.transport import AiohttpTransport
 
 FIELD_MANAGER = "kfserving-operator"
 # Paged LISTs: thousands of children are fetched 500 at a time, not parsed in one piece.
@@ -143,6 +150,53 @@ class Undecodable(KubeError):
     """The response held JSON nested too deeply to decode (a poison object)."""
 
 
+class WatchExpired(KubeError):
+    """The watch's resourceVersion is too old (410 Gone): list again, then watch."""
+
+
+@dataclass
+class ListPage:
+    """One page of a paged LIST; the last page's version is where a watch starts."""
+
+    items: builtins.list[dict[str, Any]]
+    resource_version: str
+    last: bool
+
+
+class _ListPage(msgspec.Struct):
+    items: builtins.list[dict[str, Any]] = []
+    metadata: dict[str, Any] = {}
+
+
+class _WatchLine(msgspec.Struct):
+    type: str
+    object: dict[str, Any]
+
+
+# The fast path: straight to dicts, no wrapper object per item. A document nested too deeply
+# for it goes through decoding.loads, which prunes and records the poison objects.
+_decode_page = msgspec.json.Decoder(_ListPage)
+_decode_line = msgspec.json.Decoder(_WatchLine)
+
+
+def _page(data: bytes) -> tuple[builtins.list[dict[str, Any]], dict[str, Any]]:
+    try:
+        page = _decode_page.decode(data)
+        return page.items, page.metadata
+    except RecursionError:
+        document = decoding.loads(data)
+        return list(document.get("items") or []), dict(document.get("metadata") or {})
+
+
+def _watch_line(line: str) -> tuple[str, dict[str, Any]]:
+    try:
+        event = _decode_line.decode(line)
+        return event.type, event.object
+    except RecursionError:
+        document = decoding.loads(line)
+        return str(document.get("type")), dict(document.get("object") or {})
+
+
 # What the transport raises while the API server is down or restarting.
 _TRANSPORT_ERRORS = (httpx2.TransportError, OSError, TimeoutError)
 
@@ -206,13 +260,24 @@ def _to_dict(obj: Any) -> dict[str, Any]:
     return result
 
 
+def _default_client() -> AsyncClient:
+    """lightkube on the environment's config (service account or kubeconfig), with the bytes
+    sent through aiohttp (see transport.py)."""
+    config = KubeConfig.from_env().get()
+    if config is None or config.user is None:
+        return AsyncClient(field_manager=FIELD_MANAGER)  # lightkube says what is missing
+    context = verify_cluster(config.cluster, config.user, config.abs_file)
+    return AsyncClient(config=config, field_manager=FIELD_MANAGER,
+                       transport=AiohttpTransport(context))
+
+
 class KubeApi:
     """The async API facade the operator and the webhooks use."""
 
     def __init__(self, client: AsyncClient | None = None,
                  observer: RequestObserver | None = None) -> None:
         try:
-            self._client = client or AsyncClient(field_manager=FIELD_MANAGER)
+            self._client = client or _default_client()
         except ConfigError as exc:
             raise ClusterConfigError(str(exc)) from exc
         if observer is not None:
@@ -294,6 +359,112 @@ class KubeApi:
                 request.params["continue"] = token
         except _API_ERRORS as exc:
             raise _translate(exc, f"list {kind}") from exc
+
+    # -- list and watch for the informers ---------------------------------------------------
+
+    def _raw_request(self, api_version: str, kind: str, params: dict[str, str],
+                     namespace: str | None, timeout: httpx2.Timeout | None = None
+                     ) -> httpx2.Request:
+        generic = self._client._client  # lightkube's GenericAsyncClient: URL and auth
+        request = generic.prepare_request("list", res=resource_for(api_version, kind),
+                                          namespace=namespace or "*", params=params)
+        built: httpx2.Request = generic._client.build_request(
+            "GET", request.url, params=request.params,
+            timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT)
+        return built
+
+    async def _send(self, request: httpx2.Request, stream: bool = False) -> httpx2.Response:
+        response: httpx2.Response = await self._client._client._client.send(request,
+                                                                            stream=stream)
+        return response
+
+    async def list_pages(self, api_version: str, kind: str,
+                         label_selector: str | None = None, *, namespace: str | None = None,
+                         ) -> AsyncIterator[ListPage]:
+        """Every object of a kind (in ``namespace``, or in all), 500 at a time, as plain dicts.
+
+        Handed over a page at a time, so thousands of full objects (managedFields and all)
+        are never held at once. Poison objects come back pruned and recorded (decoding.py).
+        """
+        params = {"limit": str(LIST_CHUNK_SIZE)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        version = ""
+        while True:
+            try:
+                response = await self._send(self._raw_request(api_version, kind, params, namespace))
+                response.raise_for_status()
+                items, metadata = _page(response.content)
+            except _API_ERRORS as exc:
+                raise _translate(exc, f"list {kind}") from exc
+            except (msgspec.DecodeError, ValueError) as exc:
+                raise KubeError(f"list {kind}: undecodable response: {exc}", 0) from exc
+            del response
+            for obj in items:
+                obj["apiVersion"], obj["kind"] = api_version, kind
+            version = str(metadata.get("resourceVersion") or version)
+            token = metadata.get("continue")
+            yield ListPage(items, version, last=not token)
+            del items  # nothing of this page outlives its turn
+            if not token:
+                return
+            params["continue"] = str(token)
+
+    async def watch_objects(self, api_version: str, kind: str, resource_version: str,
+                            label_selector: str | None = None, timeout_seconds: int = 300,
+                            *, namespace: str | None = None,
+                            ) -> AsyncIterator[tuple[str, dict[str, Any] | None, str]]:
+        """Watch events after ``resource_version`` as (type, object, resourceVersion).
+
+        Bookmarks come through with a ``None`` object (only the version moves on). Ends when
+        the server closes the stream; raises :class:`WatchExpired` on 410 Gone.
+        """
+        params = {"watch": "true", "allowWatchBookmarks": "true",
+                  "resourceVersion": resource_version,
+                  "timeoutSeconds": str(timeout_seconds)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        timeout = httpx2.Timeout(10.0, read=timeout_seconds + 30.0)
+        what = f"watch {kind}"
+        try:
+            response = await self._send(
+                self._raw_request(api_version, kind, params, namespace, timeout), stream=True)
+        except _API_ERRORS as exc:
+            raise _translate(exc, what) from exc
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                try:
+                    response.raise_for_status()
+                except httpx2.HTTPStatusError as exc:
+                    error = _translate(exc, what)
+                    if error.status == 410:
+                        raise WatchExpired(str(error), 410, "Expired") from exc
+                    raise error from exc
+            version = resource_version
+            async for line in response.aiter_lines():
+                if not line:
+                    continue
+                try:
+                    event_type, obj = _watch_line(line)
+                except (msgspec.DecodeError, ValueError) as exc:
+                    raise KubeError(f"{what}: undecodable event: {exc}", 0) from exc
+                if event_type == "ERROR":
+                    code = int(obj.get("code") or 0)
+                    if code == 410:
+                        raise WatchExpired(f"{what}: {obj.get('message', '')}", 410, "Expired")
+                    raise KubeError(f"{what}: {obj.get('message', '')}", code)
+                version = str(obj.get("metadata", {}).get("resourceVersion") or version)
+                if event_type == "BOOKMARK":
+                    yield "BOOKMARK", None, version
+                    continue
+                obj.setdefault("apiVersion", api_version)
+                obj.setdefault("kind", kind)
+                yield event_type, obj, version
+        except _API_ERRORS as exc:
+            raise _translate(exc, what) from exc
+        finally:
+            await response.aclose()
 
     async def reachable(self) -> bool:
         """True when the API server answers at all (``GET /version``)."""

@@ -1,11 +1,15 @@
-"""kopf wiring: watches feed the cache and the work queue; the start-up steps before them.
+"""kopf wiring and the start-up steps: informers feed the cache and the work queue.
 
 The process's life (start-up order, leader election, shutdown) is in ``main.py``; this module
-holds the steps it calls and the kopf handlers. Only ``@kopf.on.event`` handlers are used.
-They store nothing on the watched objects, so kopf writes no bookkeeping annotations or
-finalizers onto InferenceServices or their children, and an operator restart over existing
-objects writes nothing at all. Reconciliation is level-based:
-an event only marks its InferenceService as needing a reconcile (see ``workqueue.py``).
+holds the steps it calls and the handlers. InferenceServices and their children come from the
+operator's own informers (``informer.py``: one paged LIST, then a watch from its
+resourceVersion), not from kopf: at thousands of models kopf's per-event machinery for the
+initial listing cost more CPU and memory than everything else, and held every new event behind
+it. kopf watches the low-volume types (our ConfigMap, the Knative/Istio CRDs, TrainedModels)
+with ``@kopf.on.event`` handlers only. Neither stores anything on the watched objects, so no
+bookkeeping annotations or finalizers are written, and an operator restart over existing
+objects writes nothing at all. Reconciliation is level-based: an event only marks its
+InferenceService as needing a reconcile (see ``workqueue.py``).
 """
 
 from __future__ import annotations
@@ -30,12 +34,8 @@ import kopf
 
 from kfserving_operator.api import constants as c
 from kfserving_operator.api.config import CONFIGMAP_NAME, LAST_GOOD_CONFIGMAP_NAME
-from kfserving_operator.k8s.api import (
-    LIST_CHUNK_SIZE,
-    KubeApi,
-    KubeError,
-    ResourceNotInstalled,
-)
+from kfserving_operator.k8s.api import KubeApi, KubeError
+from kfserving_operator.k8s.decoding import PoisonReport
 from kfserving_operator.k8s.instrumentation import aiohttp_trace
 from kfserving_operator.k8s.leader import LeaderElector, LeaseTiming
 from kfserving_operator.operator import poison
@@ -46,6 +46,7 @@ from kfserving_operator.operator.conversion import (
     register_conversion_guard,
 )
 from kfserving_operator.operator.health import BindError, Readiness
+from kfserving_operator.operator.informer import Informer
 from kfserving_operator.operator.metrics import OperatorMetrics
 from kfserving_operator.operator.reconciler import (
     Dependencies,
@@ -134,6 +135,9 @@ class Runtime:
     # The problems of the ConfigMap in force, not yet reported (only the leader reports):
     # (the object the event is about, the message, the reason).
     config_warning: tuple[dict[str, Any], str, str] | None = None
+    informers: list[Informer] = field(default_factory=list)
+    # Poison reports being posted (held so the tasks are not collected half-way).
+    reporting: set[asyncio.Task[None]] = field(default_factory=set)
     # Where a certificate read from the Secret is written for the TLS server: one directory,
     # rewritten on renewal (created on first use, in cluster mode only).
     _cert_files: Path | None = None
@@ -182,44 +186,161 @@ class Runtime:
         for key in self.cache.isvc_keys():
             self.enqueue(key, urgent=False)
 
+    def resync_all(self) -> None:
+        """Resync everything when starting to lead. A spec never handled (created or changed
+        while no replica led) goes first; the rest is a check that usually writes nothing."""
+        for obj in self.cache.isvcs():
+            meta = obj.get("metadata", {})
+            self.enqueue((str(meta.get("namespace", "")), str(meta.get("name", ""))),
+                         urgent=unobserved(obj))
 
-async def prime_cache(runtime: Runtime) -> None:
-    """Load every existing child before the first reconcile, and learn what is installed.
 
-    Without this, the first InferenceService events after a restart could be reconciled
-    before the children's watch has delivered them, and the operator would re-apply children
-    that exist and are correct: writes on every restart. A resource type that is not served
-    tells us Knative or Istio is missing; one LIST per type does both jobs.
-    """
-    assert runtime.api is not None
-    kinds = (("v1", "Service", None),
-             (c.KNATIVE_API_VERSION, "Service", "knative_installed"),
-             (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
-    # Cluster-wide: one LIST per type; namespace-scoped: one per type and watched namespace.
-    scopes: tuple[str | None, ...] = runtime.options.watch_namespaces or (None,)
-    for api_version, kind, dependency in kinds:
+def _forget_isvc(runtime: Runtime, key: IsvcKey) -> None:
+    runtime.cache.drop_isvc(key)
+    if runtime.queue is not None:
+        runtime.queue.forget(key)
+    if runtime.reconciler is not None:
+        runtime.reconciler.forget(key)
+
+
+def _report_poison(runtime: Runtime, report: PoisonReport) -> None:
+    """Post the report without holding up the informer that found the poison object."""
+    task = asyncio.get_running_loop().create_task(poison.report(runtime.writer, report))
+    runtime.reporting.add(task)
+    task.add_done_callback(runtime.reporting.discard)
+
+
+def _isvc_event(runtime: Runtime, type: str | None, obj: dict[str, Any]) -> None:
+    """An InferenceService from the informer: cache it, and queue it when its input changed."""
+    meta = obj.get("metadata", {})
+    key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+    if type == "DELETED":
+        _forget_isvc(runtime, key)
+        _trained_model_parent_event(runtime, type, obj)
+        return
+    report = poison.poisoned(obj)
+    if report is None:
         try:
-            children = [child for scope in scopes for child in await runtime.api.list(
-                api_version, kind, namespace=scope, has_label=c.ISVC_LABEL)]
-        except ResourceNotInstalled:
-            if dependency:
-                setattr(runtime.dependencies, dependency, False)
-            continue
-        except KubeError as exc:
-            logger.warning("could not list %s %s at startup: %s", api_version, kind, exc)
-            continue
-        primed = 0
-        for child in children:
-            report = poison.poisoned(child)
-            if report is None:
-                try:
-                    runtime.cache.put_child(child)
-                    primed += 1
-                    continue
-                except RecursionError:
-                    report = poison.record_unprocessable(child)
-            await poison.report(runtime.writer, report)
-        logger.info("primed the cache with %d %s %s", primed, api_version, kind)
+            _take_isvc(runtime, type, obj, key)
+            _trained_model_parent_event(runtime, type, obj)
+            return
+        except RecursionError:
+            report = poison.record_unprocessable(obj)
+    # Never reconcile a spec we could not read whole: stop handling it until it is fixed.
+    _forget_isvc(runtime, key)
+    _report_poison(runtime, report)
+
+
+def _trained_model_parent_event(runtime: Runtime, type: str | None,
+                                obj: dict[str, Any]) -> None:
+    """TrainedModels hang off InferenceServices: their controller hears of every change."""
+    if runtime.trained_models is not None:
+        runtime.trained_models.parent_event(type, obj)
+
+
+def _take_isvc(runtime: Runtime, type: str | None, obj: dict[str, Any], key: IsvcKey) -> None:
+    if runtime.cache.is_current(obj):
+        return  # the same version again: nothing new
+    previous = runtime.cache.get_isvc(key)
+    runtime.cache.put_isvc(obj)
+    # Our own status write comes back as an event; only spec/metadata changes matter.
+    if previous is not None and _same_input(previous, obj):
+        return
+    # type None is a listing (the start, or a relist after an outage): a resync, not news,
+    # unless the spec in it was never handled (created or changed while the operator was down
+    # or starting), which goes before the resync of the rest.
+    runtime.enqueue(key, urgent=type is not None or unobserved(obj))
+
+
+def unobserved(obj: dict[str, Any]) -> bool:
+    """True when the status does not yet reflect the object's current generation."""
+    status = obj.get("status") or {}
+    return bool(status.get("observedGeneration") != obj.get("metadata", {}).get("generation"))
+
+
+def _child_event(runtime: Runtime, type: str | None, obj: dict[str, Any]) -> None:
+    """A labelled child from an informer: cache it under its InferenceService, queue that.
+
+    Poison is checked first, so that one without an owner is reported too."""
+    report = poison.poisoned(obj)
+    if report is None:
+        if controller_owner(obj) is None:
+            return  # carries our label but is not ours to manage
+        try:
+            _take_child(runtime, type, obj)
+            return
+        except RecursionError:
+            report = poison.record_unprocessable(obj)
+    _report_poison(runtime, report)
+
+
+def _take_child(runtime: Runtime, type: str | None, obj: dict[str, Any]) -> None:
+    if type != "DELETED" and runtime.cache.is_current(obj):
+        return  # already known (written back from our own apply, or listed again)
+    parent = runtime.cache.put_child(obj, deleted=type == "DELETED")
+    if parent is not None and parent in runtime.cache:
+        runtime.enqueue(parent, urgent=type is not None)
+
+
+def _dependency_setter(runtime: Runtime, attribute: str) -> Any:
+    def installed(now: bool) -> None:
+        if getattr(runtime.dependencies, attribute) != now:
+            setattr(runtime.dependencies, attribute, now)
+            logger.info("%s is now %s", attribute.removesuffix("_installed"),
+                        "installed" if now else "NOT installed")
+            if now:
+                runtime.enqueue_all()
+    return installed
+
+
+async def start_informers(runtime: Runtime) -> None:
+    """List every child and InferenceService, then keep watching; returns once all are listed.
+
+    Every existing child is in the cache before the first reconcile (the workers start after
+    this), so a restart re-applies nothing. All types are listed at once; each watch starts
+    right after its own listing. Knative or Istio missing shows up here as a type that is
+    not served. A namespace-scoped operator runs one informer per type and watched namespace.
+    """
+    api = runtime.api
+    assert api is not None
+    scopes: tuple[str | None, ...] = runtime.options.watch_namespaces or (None,)
+    children = (("v1", "Service", None),
+                (c.KNATIVE_API_VERSION, "Service", "knative_installed"),
+                (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
+
+    def handle_child(type: str | None, obj: dict[str, Any]) -> None:
+        _child_event(runtime, type, obj)
+
+    def handle_isvc(type: str | None, obj: dict[str, Any]) -> None:
+        _isvc_event(runtime, type, obj)
+
+    for scope in scopes:
+        for api_version, kind, dependency in children:
+            def known(api_version: str = api_version, kind: str = kind) -> Any:
+                return runtime.cache.children_of(api_version, kind)
+
+            runtime.informers.append(Informer(
+                api, api_version, kind, handle_child, known=known, namespace=scope,
+                label_selector=c.ISVC_LABEL,
+                on_installed=_dependency_setter(runtime, dependency) if dependency else None))
+        runtime.informers.append(Informer(api, c.API_VERSION, c.KIND, handle_isvc,
+                                          known=runtime.cache.isvcs, namespace=scope))
+    for informer in runtime.informers:
+        informer.start()
+    await asyncio.gather(*(informer.synced.wait() for informer in runtime.informers))
+    deps = runtime.dependencies
+    logger.info("listed %d InferenceServices; dependencies: knative serving %s, istio %s",
+                len(runtime.cache),
+                "installed" if deps.knative_installed else "NOT installed",
+                "installed" if deps.istio_installed else "NOT installed")
+
+
+async def stop_informers(runtime: Runtime) -> None:
+    for informer in runtime.informers:
+        await informer.stop()
+    runtime.informers.clear()
+    for task in list(runtime.reporting):
+        task.cancel()
     deps = runtime.dependencies
     logger.info("dependencies: knative serving %s, istio %s",
                 "installed" if deps.knative_installed else "NOT installed",
@@ -611,82 +732,6 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                                    expiration=info.expiration,
                                    aiohttp_session=_counted_session(info, runtime.metrics))
 
-    def _forget_isvc(key: IsvcKey) -> None:
-        runtime.cache.drop_isvc(key)
-        if runtime.queue is not None:
-            runtime.queue.forget(key)
-        if runtime.reconciler is not None:
-            runtime.reconciler.forget(key)
-
-    def _watched(**kwargs: Any) -> bool:
-        return runtime.options.watches(kwargs.get("namespace"))
-
-    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, when=_watched, registry=registry)
-    async def inference_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        obj = dict(body)
-        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        if type == "DELETED":
-            _forget_isvc(key)
-            return
-        report = poison.poisoned(obj)
-        if report is None:
-            try:
-                _take_isvc(type, obj, key)
-                return
-            except RecursionError:
-                report = poison.record_unprocessable(obj)
-        # Never reconcile a spec we could not read whole: stop handling it until it is fixed.
-        _forget_isvc(key)
-        await poison.report(runtime.writer, report)
-
-    def _take_isvc(type: str | None, obj: dict[str, Any], key: IsvcKey) -> None:
-        if runtime.cache.is_current(obj):
-            return  # the same version again: nothing new
-        previous = runtime.cache.get_isvc(key)
-        runtime.cache.put_isvc(obj)
-        # Our own status write comes back as an event; only spec/metadata changes matter.
-        if previous is not None and _same_input(previous, obj):
-            return
-        # type None is the initial listing after a start: a resync, not news.
-        runtime.enqueue(key, urgent=type is not None)
-
-    def _child_event(type: str | None, body: kopf.Body) -> None:
-        obj = dict(body)
-        if type != "DELETED" and runtime.cache.is_current(obj):
-            return  # already known (primed at start, or written back from our own apply)
-        parent = runtime.cache.put_child(obj, deleted=type == "DELETED")
-        if parent is not None and parent in runtime.cache:
-            runtime.enqueue(parent, urgent=type is not None)
-
-    async def _labelled_child_event(type: str | None, body: kopf.Body) -> None:
-        # Every labelled object arrives here (the watches select by label on the server);
-        # poison is checked first, so that one without an owner is reported too.
-        obj = dict(body)
-        report = poison.poisoned(obj)
-        if report is None:
-            if controller_owner(obj) is None:
-                return
-            try:
-                _child_event(type, body)
-                return
-            except RecursionError:
-                report = poison.record_unprocessable(obj)
-        await poison.report(runtime.writer, report)
-
-    @kopf.on.event(c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services", when=_watched,
-                   registry=registry)
-    async def knative_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        await _labelled_child_event(type, body)
-
-    @kopf.on.event(c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices", when=_watched,
-                   registry=registry)
-    async def virtual_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        await _labelled_child_event(type, body)
-
-    @kopf.on.event("", "v1", "services", when=_watched, registry=registry)
-    async def service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        await _labelled_child_event(type, body)
-
     # Only our ConfigMap reaches this handler: the watch has a server-side field selector.
     @kopf.on.event("", "v1", "configmaps", registry=registry)
     async def config_event(type: str | None, body: kopf.Body, **_: Any) -> None:
@@ -719,6 +764,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             setattr(runtime.dependencies, attribute, installed)
             logger.info("%s is now %s", name, "installed" if installed else "gone")
             runtime.enqueue_all()
+        for informer in runtime.informers:
+            informer.recheck()  # start (or stop) watching the type without waiting
 
     # TrainedModels (multi-model serving): their own watch, cache and queue; registered last
     # so their startup runs after the one above has created the API client.
@@ -729,7 +776,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
 
 def operator_settings(runtime: Runtime) -> kopf.OperatorSettings:
-    """kopf's settings: no Event posting, long watches, server-side filters, paged lists."""
+    """kopf's settings: no Event posting, long watches, a server-side filter."""
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # no Event writes for log lines
     if runtime.options.watch_namespaces:
@@ -739,13 +786,8 @@ def operator_settings(runtime: Runtime) -> kopf.OperatorSettings:
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     settings.networking.error_backoffs = KOPF_ERROR_BACKOFFS
-    settings.watching.chunk_size = LIST_CHUNK_SIZE  # paged initial listings
-    # Filter on the server: only our children and our one ConfigMap reach this process,
-    # not every Service and ConfigMap of the cluster.
-    for group, version, plural in (("", "v1", "services"),
-                                   (c.KNATIVE_GROUP, c.KNATIVE_VERSION, "services"),
-                                   (c.ISTIO_GROUP, c.ISTIO_VERSION, "virtualservices")):
-        settings.watching.label_selectors[group, version, plural] = c.ISVC_LABEL
+    # InferenceServices and their children come from our own informers (informer.py); kopf
+    # watches only our ConfigMap (filtered on the server), the CRDs and TrainedModels.
     settings.watching.field_selectors["", "v1", "configmaps"] = (
         f"metadata.name={CONFIGMAP_NAME},metadata.namespace={runtime.options.namespace}")
     return settings

@@ -6,9 +6,10 @@ Start-up, in this order, each step fatal with one line if it fails (no retry loo
 2. the leader elector, and the config (only the leader writes: the last good config, the
    events, a self-managed certificate);
 3. the webhooks: served, then registered;
-4. the cache primed with every existing child: readiness turns true;
-5. kopf's watches (every replica watches and serves admission; only the leader's reconcile
-   workers run).
+4. the informers: every InferenceService and child listed into the cache, then watched;
+   readiness turns true;
+5. kopf's watches of the low-volume types (every replica watches and serves admission;
+   only the leader's reconcile workers run).
 
 On SIGTERM or SIGINT: readiness turns false at once and admission answers close their
 connections; the leader stops its workers and releases the Lease, so another replica takes
@@ -44,8 +45,9 @@ from kfserving_operator.operator.handlers import (
     operator_settings,
     persist_config,
     post_config_warning,
-    prime_cache,
+    start_informers,
     start_webhooks,
+    stop_informers,
     stop_webhooks,
     unregister_local_webhooks,
 )
@@ -142,6 +144,7 @@ async def _serve(runtime: Runtime) -> None:
     finally:
         await _stop_leading(runtime, elector_task, leading_task)
         await stop_webhooks(runtime)
+        await stop_informers(runtime)
         await runtime.api.close()
         await health.stop()
 
@@ -157,7 +160,7 @@ def _watch_scope(options: OperatorOptions) -> dict[str, Any]:
 
 async def _get_ready(runtime: Runtime) -> None:
     await start_webhooks(runtime)
-    await prime_cache(runtime)
+    await start_informers(runtime)
     runtime.readiness.cache_primed = True
     logger.info("ready: cache primed, webhooks registered")
 
@@ -193,7 +196,7 @@ async def _reconcile_while_leading(runtime: Runtime) -> None:
     if elector is None:
         runtime.metrics.leader.set(1)
         queue.start()
-        runtime.enqueue_all()
+        runtime.resync_all()
         if runtime.trained_models is not None:
             runtime.trained_models.lead()
         await post_config_warning(runtime)
@@ -201,7 +204,7 @@ async def _reconcile_while_leading(runtime: Runtime) -> None:
     while True:
         await elector.leading.wait()
         queue.start()
-        runtime.enqueue_all()  # changes made while nobody led are found by a full resync
+        runtime.resync_all()  # changes made while nobody led are found by a full resync
         if runtime.trained_models is not None:
             runtime.trained_models.lead()
         await post_config_warning(runtime)

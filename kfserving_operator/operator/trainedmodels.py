@@ -257,6 +257,9 @@ class TrainedModelWorkers:
         self.leading = False
         self._queue: WorkQueue[IsvcKey] | None = None
         self._resync: Callable[[], None] = lambda: None
+        # Called by the InferenceService informer for every event of an InferenceService
+        # (type None: listed): a parent's change may change its models' ConfigMap.
+        self.parent_event: Callable[[str | None, dict[str, Any]], None] = lambda _t, _o: None
 
     def attach(self, queue: WorkQueue[IsvcKey], resync: Callable[[], None]) -> None:
         """The queue exists (kopf's startup has listed the TrainedModels)."""
@@ -321,6 +324,10 @@ def register_trained_models(registry: kopf.OperatorRegistry, api: Callable[[], K
             for key in models.parents():
                 enqueue(key, urgent=False)
 
+        # The InferenceServices were listed before this startup ran, when there was no queue
+        # to take their parent events: replay them from the cache.
+        for isvc in isvcs.isvcs():
+            parent_event(None, isvc)
         leadership.attach(queue, resync)
         logger.info("primed the cache with %d TrainedModels", len(existing))
 
@@ -345,9 +352,7 @@ def register_trained_models(registry: kopf.OperatorRegistry, api: Callable[[], K
             return  # our own write coming back
         enqueue(parent_key(obj), urgent=type is not None)
 
-    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
-    async def parent_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        obj = dict(body)
+    def parent_event(type: str | None, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         reconciler: TrainedModelReconciler | None = state.get("reconciler")
@@ -372,4 +377,5 @@ def register_trained_models(registry: kopf.OperatorRegistry, api: Callable[[], K
         parent = read_parent(key[1], key[0], obj, config())
         if parent.isvc is not None and parent.not_multi_model_reason(config()) is None:
             enqueue(key, urgent=type is not None)
+    leadership.parent_event = parent_event
     return leadership

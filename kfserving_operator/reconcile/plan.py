@@ -248,7 +248,7 @@ def parse_and_default(
     model, errors = parse_inference_service(spec_only)
     result: InferenceService | None = None
     if model is not None:
-        defaulted = default_inference_service(model, config)
+        defaulted = default_inference_service(model, config, in_place=True)  # parsed here
         errors = validate_inference_service(defaulted, config)
         result = None if errors else defaulted
     _PARSED[key] = (config, result, list(errors))

@@ -1,4 +1,4 @@
-"""API server outages on the local control plane: stop kube-apiserver, start it again as it was."""
+"""Outages on the local control plane: stop kube-apiserver (or etcd), start it again as it was."""
 
 from __future__ import annotations
 
@@ -32,22 +32,31 @@ def _alive(pid: int) -> bool:
 def apiserver_down(cluster: Cluster) -> Iterator[None]:
     """Kill kube-apiserver for the duration of the block; start it again with the same
     command line (same port, same etcd) and wait until it is ready."""
+    with process_down(cluster, APISERVER):
+        yield
+
+
+@contextmanager
+def process_down(cluster: Cluster, name: str) -> Iterator[None]:
+    """Kill one process of the plane (``kube-apiserver``, ``etcd``) for the duration of the
+    block; start it again with the same command line (same ports, same data) and wait until
+    the whole plane is ready again."""
     state = cluster.local_state
     if state is None:
         raise RuntimeError("needs the local control plane")
-    pid = state.pids[APISERVER]
+    pid = state.pids[name]
     command = [part.decode() for part in
                Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if part]
     os.killpg(pid, signal.SIGKILL)
-    wait_for(lambda: not _alive(pid), timeout=15, message="kube-apiserver to stop")
+    wait_for(lambda: not _alive(pid), timeout=15, message=f"{name} to stop")
     try:
         yield
     finally:
-        log = (Path(state.state_dir) / "logs" / f"{APISERVER}.log").open("ab")
+        log = (Path(state.state_dir) / "logs" / f"{name}.log").open("ab")
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
-        state.pids[APISERVER] = process.pid
+        state.pids[name] = process.pid
         state.save()
         plane = LocalControlPlane(Path(state.state_dir))
 
@@ -57,5 +66,5 @@ def apiserver_down(cluster: Cluster) -> Iterator[None]:
             except OSError:
                 return False
 
-        wait_for(ready, timeout=120, interval=0.2, message="kube-apiserver to be ready again")
+        wait_for(ready, timeout=120, interval=0.2, message=f"{name} to be ready again")
         time.sleep(0.2)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kfserving_operator.operator.cache import ObjectCache, controller_owner
+from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
 from kfserving_operator.operator.reconciler import is_subset, spec_hash, with_hash
 from kfserving_operator.operator.workqueue import Requeue, WorkQueue
@@ -153,3 +153,34 @@ async def test_urgent_keys_overtake_the_resync_backlog() -> None:
     assert order[:2] == ["old-3", "new"]
     assert sorted(order[2:]) == ["old-0", "old-1", "old-2", "old-4"]
     assert len(order) == 6
+
+
+async def test_listed_isvc_whose_spec_was_never_handled_goes_before_the_resync() -> None:
+    from kfserving_operator.operator.handlers import OperatorOptions, Runtime, _isvc_event
+
+    order: list[IsvcKey] = []
+
+    async def reconcile(key: IsvcKey) -> None:
+        order.append(key)
+
+    runtime = Runtime(OperatorOptions(namespace="kfserving-system", webhook_mode="off"))
+    runtime.queue = WorkQueue(reconcile, workers=1)
+
+    def isvc(name: str, generation: int, observed: int | None) -> dict[str, Any]:
+        status = {} if observed is None else {"observedGeneration": observed}
+        return {"apiVersion": "serving.kubeflow.org/v1beta1", "kind": "InferenceService",
+                "metadata": {"namespace": "ns", "name": name, "generation": generation,
+                             "resourceVersion": str(generation)}, "status": status}
+
+    # Listed before this replica leads: cached, not queued (a follower queues nothing).
+    _isvc_event(runtime, None, isvc("handled", 2, 2))
+    _isvc_event(runtime, None, isvc("changed-while-down", 3, 2))
+    _isvc_event(runtime, None, isvc("created-while-down", 1, None))
+    assert runtime.queue._queued == {}
+    # Taking the lead resyncs everything, the never-handled specs first.
+    runtime.queue.start()
+    runtime.resync_all()
+    await asyncio.sleep(0.05)
+    await runtime.queue.stop()
+    assert sorted(order[:2]) == [("ns", "changed-while-down"), ("ns", "created-while-down")]
+    assert order[2:] == [("ns", "handled")]

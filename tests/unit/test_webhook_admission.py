@@ -154,3 +154,20 @@ def test_deep_reviews_decode_and_name_the_deep_field() -> None:
     path = too_deep(review)
     assert path is not None and path.startswith("spec.a.a")
     assert too_deep(decode_review(json.dumps(_review(_isvc({"sklearn": {}}))).encode())) is None
+
+
+def test_validation_after_defaulting_reuses_the_defaulting_result_only_for_that_object() -> None:
+    obj = _isvc({"sklearn": {"storageUri": "gs://bucket/model"}})
+    defaulted = _patched(obj, admission.review_inference_service_defaulting(_review(obj), CONFIG))
+    assert admission._validation_key(defaulted, defaulted["spec"]) in admission._VALIDATED
+    answer = admission.review_inference_service_validation(_review(defaulted), CONFIG)
+    assert answer["response"]["allowed"] is True
+    assert admission._validation_key(defaulted, defaulted["spec"]) not in admission._VALIDATED
+
+    # The same object changed after defaulting (another webhook, say) is validated afresh.
+    admission.review_inference_service_defaulting(_review(obj), CONFIG)
+    broken = json.loads(json.dumps(defaulted))
+    broken["spec"]["predictor"]["sklearn"]["storageUri"] = "ftp://nowhere/model"
+    answer = admission.review_inference_service_validation(_review(broken), CONFIG)
+    assert answer["response"]["allowed"] is False
+    assert "storageUri" in answer["response"]["status"]["message"]

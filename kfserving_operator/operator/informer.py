@@ -1,0 +1,177 @@
+"""List, then watch from the list's resourceVersion: the operator's own informer.
+
+InferenceServices and their children are the operator's high-volume types: 5000 models are
+20 000 objects. kopf would feed each of them, at every start, through its per-event
+machinery (per-object state, diff base, progress, a worker task per object), and every new
+event would queue behind that initial listing. Here the initial listing is one paged LIST
+decoded straight into dicts; the watch then starts from that LIST's resourceVersion, so a
+change made while the listing is processed is not lost and is not delivered twice.
+
+After a 410 Gone (the version was compacted away) the informer lists again and reports
+every object it knew that is no longer there as deleted: no deletion is missed. Transport
+errors are retried with a short, bounded backoff, logged once per outage. An object nested
+too deeply to decode arrives pruned and recorded (``k8s/decoding.py``); the handler skips and
+reports it, as it does for kopf's watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kfserving_operator.k8s.api import KubeApi, KubeError, ResourceNotInstalled, WatchExpired
+
+logger = logging.getLogger(__name__)
+
+# type None is an object of a (re)list; "ADDED", "MODIFIED", "DELETED" come from the watch.
+EventHandler = Callable[[str | None, dict[str, Any]], None]
+ObjectKey = tuple[str, str]  # (namespace, name)
+
+WATCH_TIMEOUT_SECONDS = 300
+RETRY_MIN_SECONDS = 0.5
+RETRY_MAX_SECONDS = 5.0
+# While the resource type is not served (Knative or Istio not installed), look again this often.
+NOT_INSTALLED_RECHECK_SECONDS = 5.0
+
+
+class Informer:
+    """Keeps one resource type flowing into ``handler``: list once, then watch for good."""
+
+    def __init__(self, api: KubeApi, api_version: str, kind: str, handler: EventHandler, *,
+                 known: Callable[[], Iterable[dict[str, Any]]],
+                 namespace: str | None = None,
+                 label_selector: str | None = None,
+                 on_installed: Callable[[bool], None] | None = None) -> None:
+        self.api_version = api_version
+        self.kind = kind
+        self._api = api
+        self._handler = handler
+        # What the handler holds of this type, for finding deletions missed across a relist.
+        self._known = known
+        self._namespace = namespace  # None: every namespace
+        self._selector = label_selector
+        self._on_installed = on_installed
+        self.synced = asyncio.Event()  # set after the first complete listing (or "not served")
+        self.installed: bool | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._version: str | None = None  # where the watch resumes; None: list first
+        self._wake = asyncio.Event()
+        self._delay = RETRY_MIN_SECONDS  # the next retry's wait, doubled per failure
+        self._failing_since: float | None = None  # when the current outage began
+
+    @property
+    def what(self) -> str:
+        where = f" in {self._namespace}" if self._namespace else ""
+        return f"{self.api_version} {self.kind}{where}"
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"informer-{self.what}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def recheck(self) -> None:
+        """Look again now (the CRD of a type that was not served has appeared)."""
+        self._wake.set()
+
+    def _set_installed(self, installed: bool) -> None:
+        if self.installed != installed:
+            self.installed = installed
+            if self._on_installed is not None:
+                self._on_installed(installed)
+
+    async def _pause(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if self._version is None:
+                    self._version = await self._relist()
+                await self._watch()
+            except WatchExpired:
+                logger.info("%s watch expired; listing again", self.what)
+                self._version = None
+                continue
+            except ResourceNotInstalled:
+                self._set_installed(False)
+                self.synced.set()
+                self._version = None
+                await self._pause(NOT_INSTALLED_RECHECK_SECONDS)
+                continue
+            except KubeError as exc:
+                # One line when an outage starts and one when it ends, not one per retry.
+                if self._failing_since is None:
+                    self._failing_since = loop.time()
+                    logger.warning("%s list/watch failed: %s; retrying", self.what, exc)
+                await self._pause(self._delay)
+                self._delay = min(RETRY_MAX_SECONDS, self._delay * 2)
+                continue
+            except Exception:
+                # A bug, not an outage: say so in full, but keep the type flowing (a dead
+                # informer would leave the cache stale for good). List again to be safe.
+                logger.exception("%s informer failed; listing again in %.1fs", self.what,
+                                 RETRY_MAX_SECONDS)
+                self._version = None
+                await self._pause(RETRY_MAX_SECONDS)
+                continue
+
+    def _succeeded(self) -> None:
+        """The API answered: end the outage (its one closing line) and the backoff."""
+        if self._failing_since is not None:
+            logger.info("%s list/watch recovered after %.1fs", self.what,
+                        asyncio.get_running_loop().time() - self._failing_since)
+            self._failing_since = None
+        self._delay = RETRY_MIN_SECONDS
+
+    async def _relist(self) -> str:
+        present: set[ObjectKey] = set()
+        count = 0
+        version = ""
+        async for page in self._api.list_pages(self.api_version, self.kind, self._selector,
+                                                 namespace=self._namespace):
+            self._set_installed(True)
+            for obj in page.items:
+                meta = obj.get("metadata", {})
+                present.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+                self._handler(None, obj)
+            count += len(page.items)
+            version = page.resource_version
+            del page  # the next page is decoded only after this one is gone
+        if self.synced.is_set():
+            # A relist after an expired watch or an outage: whatever we held that the list
+            # no longer has was deleted meanwhile.
+            for obj in list(self._known()):
+                meta = obj.get("metadata", {})
+                namespace = str(meta.get("namespace", ""))
+                if self._namespace is not None and namespace != self._namespace:
+                    continue  # another informer's
+                if (namespace, str(meta.get("name", ""))) not in present:
+                    self._handler("DELETED", obj)
+        self.synced.set()
+        self._succeeded()
+        logger.info("listed %d %s (resourceVersion %s)", count, self.what, version)
+        return version
+
+    async def _watch(self) -> None:
+        """Deliver events until the server closes the stream, keeping track of the version
+        reached, so a reconnect neither repeats nor misses an event."""
+        assert self._version is not None
+        async for event_type, obj, version in self._api.watch_objects(
+                self.api_version, self.kind, self._version, self._selector,
+                WATCH_TIMEOUT_SECONDS, namespace=self._namespace):
+            self._version = version
+            if self._failing_since is not None:
+                self._succeeded()
+            if obj is not None:  # None: a bookmark, only the version moves on
+                self._handler(event_type, obj)
