@@ -13,6 +13,7 @@ import logging
 import os
 import ssl
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,12 +49,17 @@ WEBHOOK_NAMES = {DEFAULTER_PATH: "defaulter", VALIDATOR_PATH: "validator",
 # the object and the old object, plus the review around them. Anything larger cannot come
 # from it and is refused with 413 before it is read.
 MAX_BODY_BYTES = 7 * 1024 * 1024
-# A client that takes longer than this for its request headers (or stays idle between two
-# requests), for its TLS handshake, or for its body, is disconnected: the API server sends a
-# review in one go, and a trickling client must not hold a connection forever.
+# A client that takes longer than this for its TLS handshake, for a request's headers (from
+# the connection's start, or from the request's first byte) or for its body is disconnected:
+# the API server sends a review in one go, and a trickling client must not hold a connection.
 HEADER_TIMEOUT_SECONDS = float(os.environ.get("KFSERVING_WEBHOOK_HEADER_TIMEOUT", "10"))
 BODY_TIMEOUT_SECONDS = float(os.environ.get("KFSERVING_WEBHOOK_BODY_TIMEOUT", "10"))
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
+# An idle kept-alive connection is closed after this long. Longer than the API server keeps
+# an idle connection (Go's HTTP transport: 90 s), so that it is always the client that drops
+# one: a server closing first races the client's next request on it, which the client reports
+# as a failed admission call ("EOF"), since a POST is not retried.
+IDLE_TIMEOUT_SECONDS = float(os.environ.get("KFSERVING_WEBHOOK_IDLE_TIMEOUT", "120"))
 # Connections served at once; more are closed as soon as they are accepted.
 MAX_CONNECTIONS = int(os.environ.get("KFSERVING_WEBHOOK_MAX_CONNECTIONS", "200"))
 
@@ -154,7 +160,14 @@ class AdmissionServer:
         async def serve(request: web.Request) -> web.Response:
             webhook = WEBHOOK_NAMES.get(request.path, request.path)
             started = time.monotonic()
-            response, result = await answer(request)
+            deadline = _HeaderDeadline.of(request.transport)
+            if deadline is not None:
+                deadline.request_started()
+            try:
+                response, result = await answer(request)
+            finally:
+                if deadline is not None:
+                    deadline.request_finished()
             if self.draining:
                 response.force_close()
             self._metrics.admissions.labels(webhook=webhook, result=result).inc()
@@ -235,11 +248,11 @@ class AdmissionServer:
             self._context.load_cert_chain(str(certificate.cert_file), str(certificate.key_file))
 
     async def start(self) -> None:
-        # aiohttp's keep-alive timer also runs while a connection has not finished sending
-        # its request headers, so it is the header timeout as well as the idle timeout.
-        # No lingering: a body that did not arrive in time is not waited for any longer.
+        # aiohttp's keep-alive timer closes idle connections; the header deadline is ours
+        # (_HeaderDeadline). No lingering: a body that did not arrive in time is not waited
+        # for any longer.
         self._runner = web.AppRunner(self._app(), access_log=None,
-                                     keepalive_timeout=HEADER_TIMEOUT_SECONDS,
+                                     keepalive_timeout=IDLE_TIMEOUT_SECONDS,
                                      lingering_time=0)
         await self._runner.setup()
         site = _GuardedSite(self._runner, self._host, self.port,
@@ -267,8 +280,81 @@ class _Refused(asyncio.Protocol):
         transport.close()
 
 
+class _HeaderDeadline(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with a deadline for each request's headers.
+
+    The clock starts when the connection is made and at the first byte after a response, and
+    stops when the request reaches a handler; a client that has not sent complete headers by
+    then is disconnected. Between requests only the (longer) idle timeout applies.
+    """
+
+    _by_transport: weakref.WeakKeyDictionary[asyncio.BaseTransport, _HeaderDeadline] = (
+        weakref.WeakKeyDictionary())
+
+    def __init__(self, inner: asyncio.Protocol) -> None:
+        self._inner = inner
+        self._transport: asyncio.BaseTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_request = False
+
+    @classmethod
+    def of(cls, transport: asyncio.BaseTransport | None) -> _HeaderDeadline | None:
+        return cls._by_transport.get(transport) if transport is not None else None
+
+    def _arm(self) -> None:
+        if self._timer is None and not self._in_request:
+            self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT_SECONDS,
+                                                                self._expire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._transport is not None and not self._in_request:
+            logger.debug("closing a webhook connection: no complete request headers within "
+                         "%gs", HEADER_TIMEOUT_SECONDS)
+            if isinstance(self._transport, asyncio.Transport):
+                self._transport.abort()  # a client this slow may not read a TLS close either
+            else:
+                self._transport.close()
+
+    def request_started(self) -> None:
+        self._in_request = True
+        self._disarm()
+
+    def request_finished(self) -> None:
+        self._in_request = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._by_transport[transport] = self
+        self._arm()
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._arm()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
 class _GuardedSite(web.TCPSite):
-    """A TCP site with a TLS handshake timeout and a cap on open connections."""
+    """A TCP site with a TLS handshake timeout, a header deadline and a cap on open
+    connections."""
 
     async def start(self) -> None:
         await super(web.TCPSite, self).start()  # BaseSite: registers the site
@@ -278,7 +364,7 @@ class _GuardedSite(web.TCPSite):
         def protocol() -> asyncio.BaseProtocol:
             if len(server.connections) >= MAX_CONNECTIONS:
                 return _Refused()
-            return server()
+            return _HeaderDeadline(server())
 
         self._server = await asyncio.get_running_loop().create_server(
             protocol, self._host, self._port, ssl=self._ssl_context,

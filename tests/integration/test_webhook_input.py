@@ -166,3 +166,34 @@ def test_connections_beyond_the_cap_are_refused(local: OperatorProcess) -> None:
     # Once the flood is gone, requests are served again.
     status, _ = _post(local.webhook_port, b"[]")
     assert status == 400
+
+
+def _request_on(sock: ssl.SSLSocket, body: bytes) -> bytes:
+    """Send one HTTP/1.1 request on an open connection and return the response's first line."""
+    sock.sendall(f"POST {VALIDATOR_PATH} HTTP/1.1\r\nHost: x\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                 .encode() + body)
+    sock.settimeout(10)
+    received = b""
+    while b"\r\n" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received.split(b"\r\n", 1)[0]
+
+
+def test_an_idle_kept_alive_connection_outlives_the_header_deadline(
+        local: OperatorProcess) -> None:
+    """The API server keeps idle webhook connections for 90 s and reuses them for the next
+    review. A server that closes them sooner races that reuse, and the API server reports the
+    lost POST as a failed admission call (EOF). Idle connections therefore stay open longer
+    than the header deadline; only a request that has started must finish its headers."""
+    sock = _tls(local.webhook_port)
+    try:
+        assert _request_on(sock, b"[]").startswith(b"HTTP/1.1 400")
+        assert _closed_within(sock, HEADER_TIMEOUT_SECONDS + 2.0) is None, (
+            "the server closed an idle kept-alive connection after the header deadline")
+        assert _request_on(sock, b"[]").startswith(b"HTTP/1.1 400")
+    finally:
+        sock.close()
