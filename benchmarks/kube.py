@@ -42,8 +42,12 @@ RESOURCES: dict[str, Any] = {
     "vs": VirtualServiceResource,
     "configmap": ConfigMapResource,
 }
+# Where a local-mode operator registers its loopback webhooks at start (and removes them at
+# stop): the webhook configurations, and the InferenceService CRD's conversion webhook. A
+# restart writes these by design; they are counted apart from the restart's other writes.
 WEBHOOK_RESOURCES = frozenset({"mutatingwebhookconfigurations",
-                               "validatingwebhookconfigurations"})
+                               "validatingwebhookconfigurations",
+                               "customresourcedefinitions"})
 
 Obj = dict[str, Any]
 
@@ -416,6 +420,11 @@ def audit_resource(event: Obj) -> str:
 
 
 READ_VERBS = frozenset({"get", "list"})
+
+
+def is_lease(event: Obj) -> bool:
+    """An audit event about a coordination.k8s.io Lease (the operator's leader election)."""
+    return (event.get("objectRef") or {}).get("resource") == "leases"
 
 
 def operator_reads_since(audit_log: Path, offset: int, user: str) -> list[Obj]:

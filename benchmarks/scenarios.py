@@ -68,19 +68,32 @@ class Context:
     def pid(self) -> int:
         return self.operator.process.pid
 
+    def operator_writes(self, offset: int) -> list[Obj]:
+        """The operator's writes after ``offset``, its leader-election Lease excluded: the
+        Lease is renewed every few seconds whatever the workload (see lease_requests)."""
+        return [event for event in self.operator.writes_since(offset)
+                if not kube.is_lease(event)]
+
+    def lease_requests(self, offset: int) -> int:
+        """The operator's Lease reads and writes after ``offset`` (leader election)."""
+        events = self.operator.writes_since(offset)
+        if self.operator.audit_log is not None:
+            events += kube.operator_reads_since(self.operator.audit_log, offset, OPERATOR_USER)
+        return sum(1 for event in events if kube.is_lease(event))
+
     def writes_since(self, offset: int, **kwargs: bool) -> dict[str, int]:
-        return count_requests(self.operator.writes_since(offset), **kwargs)
+        return count_requests(self.operator_writes(offset), **kwargs)
 
     def write_samples(self, offset: int) -> list[str]:
         """What the operator wrote after ``offset`` (first few), for unexpected writes."""
-        return kube.samples(self.operator.writes_since(offset))
+        return kube.samples(self.operator_writes(offset))
 
     def reads_since(self, offset: int) -> dict[str, int]:
         """The operator's GET/LIST requests (watches excluded), from the audit log."""
         if self.operator.audit_log is None:
             return {}
-        return count_requests(kube.operator_reads_since(self.operator.audit_log, offset,
-                                                      OPERATOR_USER))
+        return count_requests([event for event in kube.operator_reads_since(
+            self.operator.audit_log, offset, OPERATOR_USER) if not kube.is_lease(event)])
 
     async def settle(self, timeout: float = 300.0) -> float:
         """Wait until the operator has made no write for ``quiet_seconds``; return the wait."""
@@ -90,7 +103,7 @@ class Context:
         while time.perf_counter() - started < timeout:
             await asyncio.sleep(0.5)
             new_offset = self.operator.audit_offset()
-            if new_offset != offset and self.operator.writes_since(offset):
+            if new_offset != offset and self.operator_writes(offset):
                 quiet_since = time.perf_counter()
             offset = new_offset
             if time.perf_counter() - quiet_since >= self.options.quiet_seconds:
@@ -181,7 +194,7 @@ async def b1_burst_create(ctx: Context) -> dict[str, Any]:
     plane_after = total_cpu_seconds(ctx.plane_pids)
     tracker.drop(ksvc_seen, svc_seen, observed)
     writes = ctx.writes_since(offset)
-    profile = kube.write_profile(ctx.operator.writes_since(offset))
+    profile = kube.write_profile(ctx.operator_writes(offset))
     reads = ctx.reads_since(offset)
 
     minimal_writes = 4 * n  # isvc create (bench) + ksvc + Service + status (operator)
@@ -253,6 +266,8 @@ async def b2_idle(ctx: Context) -> dict[str, Any]:
         "other_readers": kube.other_readers(ctx.operator.audit_log, offset, OPERATOR_USER)
         if ctx.operator.audit_log else {},
         "operator_cpu_s_per_min": (cpu_after - cpu_before) / seconds * 60,
+        # Leader election's heartbeat, not counted above: a Lease GET and update per renewal.
+        "lease_requests_per_min": ctx.lease_requests(offset) / seconds * 60,
     }
 
 
@@ -284,7 +299,7 @@ async def b3_restart(ctx: Context) -> dict[str, Any]:
     tracker.drop(ksvc_seen, observed)
     settle = await ctx.settle()
     reads = ctx.reads_since(offset)
-    events = ctx.operator.writes_since(offset)
+    events = ctx.operator_writes(offset)
     restart_events = [e for e in events
                       if not str((e.get("objectRef") or {}).get("name", ""))
                       .startswith(probe_name)]

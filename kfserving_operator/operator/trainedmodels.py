@@ -249,6 +249,16 @@ def _essence(obj: dict[str, Any]) -> tuple[Any, ...]:
             meta.get("deletionTimestamp"), meta.get("uid"), obj.get("status"))
 
 
+def _serves_one_model(isvc: dict[str, Any]) -> bool:
+    """True when the predictor names a storageUri, which no multi-model predictor has."""
+    spec = isvc.get("spec")
+    predictor = spec.get("predictor") if isinstance(spec, dict) else None
+    if not isinstance(predictor, dict):
+        return False
+    return any(isinstance(value, dict) and isinstance(value.get("storageUri"), str)
+               and bool(value["storageUri"]) for value in predictor.values())
+
+
 class TrainedModelWorkers:
     """The TrainedModel queue's workers run exactly while this replica leads, like the
     InferenceService workers: followers watch and cache, but write nothing."""
@@ -362,6 +372,12 @@ def register_trained_models(registry: kopf.OperatorRegistry, api: Callable[[], K
                 reconciler.forget(key)
             if models.has_models(key):
                 enqueue(key)
+            return
+        if not models.has_models(key) and _serves_one_model(obj):
+            # The usual InferenceService: nothing for this controller to do or remember.
+            # (Checked on the raw spec: this runs for every InferenceService event.)
+            if seen_parents.pop(key, None) is not None and reconciler is not None:
+                reconciler.forget(key)
             return
         essence = hash(json.dumps([obj.get("spec"), meta.get("labels"), meta.get("annotations"),
                                    meta.get("uid")], sort_keys=True))

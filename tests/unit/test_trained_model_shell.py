@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from kfserving_operator.api.config import OperatorConfig
-from kfserving_operator.operator.trainedmodels import TrainedModelCache
+from kfserving_operator.operator.trainedmodels import TrainedModelCache, _serves_one_model
 from kfserving_operator.reconcile.trainedmodel import read_parent
 from kfserving_operator.webhooks.legacy import (
     needs_trained_model_checks,
@@ -90,3 +90,27 @@ def test_v1alpha2_reviews() -> None:
     assert refused["allowed"] is False
     assert "spec.canary: Canary rollout is no longer supported" in refused["status"]["message"]
     assert review_v1alpha2_validation(review("DELETE", obj), CONFIG)["response"]["allowed"]
+
+
+def test_the_cheap_single_model_check_agrees_with_the_parsed_parent() -> None:
+    """Every InferenceService event reaches the TrainedModel controller; the raw-spec check
+    that skips single-model ones must never skip one that can take TrainedModels."""
+    def isvc(predictor: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "serving.kubeflow.org/v1beta1", "kind": "InferenceService",
+                "metadata": {"name": "p", "namespace": "ns"}, "spec": {"predictor": predictor}}
+
+    cases = [
+        {"sklearn": {"storageUri": "gs://m/a"}},
+        {"sklearn": {}},
+        {"triton": {}},
+        {"triton": {"storageUri": ""}},
+        {"containers": [{"name": "kfserving-container", "image": "x",
+                         "env": [{"name": "MULTI_MODEL_SERVER", "value": "true"}]}]},
+        {"minReplicas": 1, "xgboost": {"storageUri": "s3://b/m"}},
+    ]
+    for predictor in cases:
+        obj = isvc(predictor)
+        parent = read_parent("p", "ns", obj, CONFIG)
+        takes_models = parent.isvc is not None and parent.not_multi_model_reason(CONFIG) is None
+        assert not (takes_models and _serves_one_model(obj)), predictor
+    assert _serves_one_model(isvc(cases[0])) and not _serves_one_model(isvc(cases[1]))
