@@ -162,6 +162,8 @@ class Runtime:
         assert self.api is not None
         while not await self.api.reachable():
             await asyncio.sleep(RECOVERY_PROBE_SECONDS)
+        for informer in self.informers:
+            informer.recheck()  # do not wait out a retry delay either
         woken = self.queue.retry_now() if self.queue is not None else 0
         logger.info("API server reachable again; retrying %d waiting InferenceServices now",
                     woken)
