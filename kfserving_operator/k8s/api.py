@@ -22,11 +22,10 @@ from typing import Any
 
 import httpx2
 import msgspec
-from lightkube import AsyncClient, operators
+from lightkube import AsyncClient
 from lightkube.config.client_adapter import verify_cluster
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError, ConfigError
-from lightkube.core.selector import build_selector
 from lightkube.generic_resource import (
     create_global_resource,
     create_namespaced_resource,
@@ -160,7 +159,6 @@ class ListPage:
 
     items: builtins.list[dict[str, Any]]
     resource_version: str
-    last: bool
 
 
 class _ListPage(msgspec.Struct):
@@ -312,53 +310,13 @@ class KubeApi:
         (``has_label``) or a label key and value (``label_equals``), selected by the server.
 
         Items carry ``apiVersion`` and ``kind``, which a LIST response leaves out of them.
+        Read as the informers read (``list_pages``): poison objects come back pruned and
+        recorded.
         """
-        resource = resource_for(api_version, kind)
-        # lightkube's annotation omits its own exists() operator.
-        labels: Any = None
-        if has_label:
-            labels = {has_label: operators.exists()}
-        elif label_equals:
-            labels = {label_equals[0]: label_equals[1]}
-        try:
-            items = [
-                {**_to_dict(obj), "apiVersion": api_version, "kind": kind}
-                async for obj in self._client.list(
-                    resource, namespace=namespace or "*", labels=labels,
-                    chunk_size=LIST_CHUNK_SIZE,
-                )
-            ]
-        except RecursionError:
-            # An object nested too deeply for lightkube's decoder: list again, decoding
-            # tolerantly; the poison objects come back pruned and recorded (see decoding.py).
-            items = await self._list_tolerant(api_version, kind, namespace, labels)
-        except _API_ERRORS as exc:
-            raise _translate(exc, f"list {kind}") from exc
-        return items
-
-    async def _list_tolerant(self, api_version: str, kind: str, namespace: str | None,
-                             labels: Any) -> builtins.list[dict[str, Any]]:
-        # lightkube decodes inside its client; its request-building half is reused here so
-        # that the URL, the selector and the credentials are exactly those of list().
-        generic = self._client._client
-        request = generic.prepare_request(
-            "list", res=resource_for(api_version, kind), namespace=namespace or "*",
-            params={"limit": LIST_CHUNK_SIZE,
-                    "labelSelector": build_selector(labels) if labels else None})
-        items: builtins.list[dict[str, Any]] = []
-        try:
-            while True:
-                response = await generic.send(generic.build_adapter_request(request))  # type: ignore[no-untyped-call]
-                generic.raise_for_status(response)  # type: ignore[no-untyped-call]
-                page = decoding.loads(response.content)
-                for item in page.get("items") or []:
-                    items.append({**item, "apiVersion": api_version, "kind": kind})
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
-                    return items
-                request.params["continue"] = token
-        except _API_ERRORS as exc:
-            raise _translate(exc, f"list {kind}") from exc
+        selector = has_label or ("=".join(label_equals) if label_equals else None)
+        return [obj async for page in self.list_pages(api_version, kind, selector,
+                                                      namespace=namespace)
+                for obj in page.items]
 
     # -- list and watch for the informers ---------------------------------------------------
 
@@ -404,7 +362,7 @@ class KubeApi:
                 obj["apiVersion"], obj["kind"] = api_version, kind
             version = str(metadata.get("resourceVersion") or version)
             token = metadata.get("continue")
-            yield ListPage(items, version, last=not token)
+            yield ListPage(items, version)
             del items  # nothing of this page outlives its turn
             if not token:
                 return
