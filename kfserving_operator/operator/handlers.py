@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import logging
 import os
 import shutil
@@ -183,6 +184,15 @@ class Runtime:
         if self.queue is not None and self.queue.running:
             self.queue.add(key, urgent=urgent)
 
+    def set_dependency(self, attribute: str, installed: bool) -> None:
+        """Knative or Istio appeared or went (its CRD's events, or its informer finding the
+        type served or not): every InferenceService's status depends on it."""
+        if getattr(self.dependencies, attribute) != installed:
+            setattr(self.dependencies, attribute, installed)
+            logger.info("%s is now %s", attribute.removesuffix("_installed"),
+                        "installed" if installed else "NOT installed")
+            self.enqueue_all()
+
     def enqueue_all(self) -> None:
         """Resync everything (config or dependency change), behind any pending real change."""
         for key in self.cache.isvc_keys():
@@ -284,17 +294,6 @@ def _take_child(runtime: Runtime, type: str | None, obj: dict[str, Any]) -> None
         runtime.enqueue(parent, urgent=type is not None)
 
 
-def _dependency_setter(runtime: Runtime, attribute: str) -> Any:
-    def installed(now: bool) -> None:
-        if getattr(runtime.dependencies, attribute) != now:
-            setattr(runtime.dependencies, attribute, now)
-            logger.info("%s is now %s", attribute.removesuffix("_installed"),
-                        "installed" if now else "NOT installed")
-            if now:
-                runtime.enqueue_all()
-    return installed
-
-
 async def start_informers(runtime: Runtime) -> None:
     """List every child and InferenceService, then keep watching; returns once all are listed.
 
@@ -324,7 +323,8 @@ async def start_informers(runtime: Runtime) -> None:
             runtime.informers.append(Informer(
                 api, api_version, kind, handle_child, known=known, namespace=scope,
                 label_selector=c.ISVC_LABEL,
-                on_installed=_dependency_setter(runtime, dependency) if dependency else None))
+                on_installed=functools.partial(runtime.set_dependency, dependency)
+                if dependency else None))
         runtime.informers.append(Informer(api, c.API_VERSION, c.KIND, handle_isvc,
                                           known=runtime.cache.isvcs, namespace=scope))
     for informer in runtime.informers:
@@ -760,12 +760,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     @kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                    when=_is_dependency_crd, registry=registry)
     async def dependency_crd_event(type: str | None, name: str, **_: Any) -> None:
-        installed = type != "DELETED"
-        attribute = "knative_installed" if name == KNATIVE_CRD else "istio_installed"
-        if getattr(runtime.dependencies, attribute) != installed:
-            setattr(runtime.dependencies, attribute, installed)
-            logger.info("%s is now %s", name, "installed" if installed else "gone")
-            runtime.enqueue_all()
+        runtime.set_dependency("knative_installed" if name == KNATIVE_CRD else "istio_installed",
+                               type != "DELETED")
         for informer in runtime.informers:
             informer.recheck()  # start (or stop) watching the type without waiting
 
