@@ -18,6 +18,8 @@ from typing import Any
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
+from kfserving_operator.operator.log_filters import RetryLineThrottle
+
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # kopf's extras on per-object records; `settings` is not serialisable at all.
@@ -74,6 +76,7 @@ def configure_logging(log_format: str = "text", verbose: bool = False) -> None:
         raise ValueError(f"unknown log format {log_format!r}; use one of {LOG_FORMATS}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(RetryLineThrottle())  # an API server outage stays a handful of lines
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

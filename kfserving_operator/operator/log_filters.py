@@ -15,34 +15,42 @@ import time
 KOPF_RETRY_PREFIX = "Request attempt"
 
 
+class Throttle:
+    """At most one log line per ``interval`` seconds; counts the lines it held back."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._last: float | None = None
+        self._held = 0
+
+    def allow(self) -> int | None:
+        """None to stay quiet; otherwise how many lines were held back since the last one."""
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self._interval:
+            self._held += 1
+            return None
+        held, self._held, self._last = self._held, 0, now
+        return held
+
+    def reset(self) -> None:
+        self._last, self._held = None, 0
+
+
 class RetryLineThrottle(logging.Filter):
     """At most one kopf request-retry line per logger per ``interval`` seconds."""
 
     def __init__(self, interval: float = 30.0) -> None:
         super().__init__()
         self._interval = interval
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
+        self._throttles: dict[str, Throttle] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not str(record.msg).startswith(KOPF_RETRY_PREFIX):
             return True
-        now = time.monotonic()
-        last = self._last.get(record.name)
-        if last is not None and now - last < self._interval:
-            self._held[record.name] = self._held.get(record.name, 0) + 1
+        held = self._throttles.setdefault(record.name, Throttle(self._interval)).allow()
+        if held is None:
             return False
-        self._last[record.name] = now
-        held = self._held.pop(record.name, 0)
         if held:
             record.msg = f"{record.getMessage()} ({held} similar lines held back)"
             record.args = None
         return True
-
-
-def quiet_request_retries(interval: float = 30.0) -> None:
-    """Throttle kopf's request-retry lines on every handler of the root logger."""
-    throttle = RetryLineThrottle(interval)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RetryLineThrottle) for f in handler.filters):
-            handler.addFilter(throttle)

@@ -52,7 +52,6 @@ from kfserving_operator.operator.handlers import (
     unregister_local_webhooks,
 )
 from kfserving_operator.operator.health import BindError, HealthServer
-from kfserving_operator.operator.log_filters import quiet_request_retries
 
 logger = logging.getLogger("kfserving_operator")
 
@@ -70,7 +69,6 @@ def resolve_webhook_mode(mode: str) -> str:
 
 def run_operator(options: OperatorOptions) -> int:
     """Run until stopped; returns the process exit code (1 when start-up fails)."""
-    quiet_request_retries()
     runtime = Runtime(options)
     logger.info("starting: namespace=%s webhooks=%s leader-election=%s identity=%s "
                 "watching=%s", options.namespace, options.webhook_mode,
@@ -195,19 +193,11 @@ async def _reconcile_while_leading(runtime: Runtime) -> None:
     assert queue is not None
     if elector is None:
         runtime.metrics.leader.set(1)
-        queue.start()
-        runtime.resync_all()
-        if runtime.trained_models is not None:
-            runtime.trained_models.lead()
-        await post_config_warning(runtime)
+        await _begin_leading(runtime)
         return
     while True:
         await elector.leading.wait()
-        queue.start()
-        runtime.resync_all()  # changes made while nobody led are found by a full resync
-        if runtime.trained_models is not None:
-            runtime.trained_models.lead()
-        await post_config_warning(runtime)
+        await _begin_leading(runtime)
         await persist_config(runtime)
         logger.info("reconciling: %d InferenceServices in the cache", len(runtime.cache))
         await elector.not_leading.wait()
@@ -215,6 +205,16 @@ async def _reconcile_while_leading(runtime: Runtime) -> None:
         if runtime.trained_models is not None:
             await runtime.trained_models.follow()
         logger.info("stopped reconciling: no longer the leader")
+
+
+async def _begin_leading(runtime: Runtime) -> None:
+    """Start the workers; changes made while nobody led are found by a full resync."""
+    assert runtime.queue is not None
+    runtime.queue.start()
+    runtime.resync_all()
+    if runtime.trained_models is not None:
+        runtime.trained_models.lead()
+    await post_config_warning(runtime)
 
 
 async def _stop_leading(runtime: Runtime, elector_task: asyncio.Task[None] | None,

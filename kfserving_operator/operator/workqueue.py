@@ -25,6 +25,8 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from kfserving_operator.operator.log_filters import Throttle
+
 logger = logging.getLogger(__name__)
 
 Key = TypeVar("Key", bound=Hashable)
@@ -54,7 +56,7 @@ class WorkQueue(Generic[Key]):
         self._handler = handler
         self._transient_max_delay = transient_max_delay
         self._on_transient = on_transient
-        self._transient_log = _Throttle(transient_log_interval)
+        self._transient_log = Throttle(transient_log_interval)
         self._describe = describe
         self._observe = observe
         self._expected = expected
@@ -209,10 +211,8 @@ class WorkQueue(Generic[Key]):
         """
         waiting = list(self._timers)
         for key in waiting:
-            self._failures.pop(key, None)
             self.add(key)
-        for key in list(self._failures):
-            self._failures.pop(key, None)
+        self._failures.clear()
         self._transient_log.reset()
         return len(waiting)
 
@@ -245,24 +245,3 @@ class WorkQueue(Generic[Key]):
         self._since.clear()
         self._dirty.clear()
         self._failures.clear()
-
-
-class _Throttle:
-    """At most one log line per ``interval`` seconds; counts the lines it held back."""
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._last: float | None = None
-        self._held = 0
-
-    def allow(self) -> int | None:
-        """None to stay quiet; otherwise how many lines were held back since the last one."""
-        now = time.monotonic()
-        if self._last is not None and now - self._last < self._interval:
-            self._held += 1
-            return None
-        held, self._held, self._last = self._held, 0, now
-        return held
-
-    def reset(self) -> None:
-        self._last, self._held = None, 0
