@@ -34,7 +34,7 @@ TRANSIENT_API_ERRORS = Counter(
     "kfserving_api_transient_errors_total",
     "API requests that failed because the API server could not be reached.",
 )
-# ApplyFailed/CreateFailed/DeleteFailed Warning events posted (once per distinct cause).
+# ApplyFailed/DeleteFailed Warning events posted (once per distinct cause).
 WRITE_FAILURE_EVENTS = Counter(
     "kfserving_write_failure_events_total",
     "Warning events posted for a distinct cause of failed child writes.",

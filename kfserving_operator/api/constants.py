@@ -78,6 +78,8 @@ KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
 # Containers and paths.
 MODEL_CONTAINER_NAME: Final = "kfserving-container"
 STORAGE_INITIALIZER_CONTAINER_NAME: Final = "storage-initializer"
+# Knative's sidecar in every revision pod.
+QUEUE_PROXY_CONTAINER_NAME: Final = "queue-proxy"
 AGENT_CONTAINER_NAME: Final = "agent"
 MODEL_MOUNT_PATH: Final = "/mnt/models"
 DEFAULT_HTTP_PORT: Final = 8080

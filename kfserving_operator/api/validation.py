@@ -39,6 +39,9 @@ from kfserving_operator.api.components import (
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.constants import (
     AUTOSCALING_CLASS_ANNOTATION,
+    AUTOSCALING_MAX_SCALE_ANNOTATION,
+    AUTOSCALING_MIN_SCALE_ANNOTATION,
+    AUTOSCALING_TARGET_ANNOTATION,
     DNS_LABEL_MAX,
     ENABLE_TAG_ROUTING_ANNOTATION,
     EXPLAINER,
@@ -46,6 +49,7 @@ from kfserving_operator.api.constants import (
     LATEST_TAG,
     PREDICTOR,
     PREV_TAG,
+    QUEUE_PROXY_CONTAINER_NAME,
     REVISION_SUFFIX_LENGTH,
     STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS,
     TRANSFORMER,
@@ -108,14 +112,14 @@ INT32_MAX: Final = 2**31 - 1
 KNATIVE_RESERVED_PORTS: Final = frozenset({8008, 8012, 8013, 8022, 9090, 9091})
 KNATIVE_PORT_NAMES: Final = ("", "h2c", "http1")
 KNATIVE_RESERVED_ENV: Final = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
-KNATIVE_RESERVED_CONTAINER_NAMES: Final = ("queue-proxy",)
+KNATIVE_RESERVED_CONTAINER_NAMES: Final = (QUEUE_PROXY_CONTAINER_NAME,)
 # Numeric autoscaling annotations, copied from the InferenceService onto the revision:
 # (least, greatest, integer only) as Knative checks them.
 AUTOSCALING_BOUNDS: Final[dict[str, tuple[float, float, bool]]] = {
-    "autoscaling.knative.dev/min-scale": (0, INT32_MAX, True),
-    "autoscaling.knative.dev/max-scale": (0, INT32_MAX, True),
+    AUTOSCALING_MIN_SCALE_ANNOTATION: (0, INT32_MAX, True),
+    AUTOSCALING_MAX_SCALE_ANNOTATION: (0, INT32_MAX, True),
     "autoscaling.knative.dev/initial-scale": (0, INT32_MAX, True),
-    "autoscaling.knative.dev/target": (0.01, float("inf"), False),
+    AUTOSCALING_TARGET_ANNOTATION: (0.01, float("inf"), False),
     "autoscaling.knative.dev/target-utilization-percentage": (1, 100, False),
     "autoscaling.knative.dev/panic-window-percentage": (1, 100, False),
     "autoscaling.knative.dev/panic-threshold-percentage": (110, 1000, False),

@@ -60,7 +60,7 @@ class ReconcileFailed(Exception):
     """Some writes failed; the status says why and the work queue retries with backoff."""
 
 
-WRITE_FAILURE_REASONS = frozenset({"ApplyFailed", "CreateFailed", "DeleteFailed"})
+WRITE_FAILURE_REASONS = frozenset({"ApplyFailed", "DeleteFailed"})
 
 
 def spec_hash(obj: dict[str, Any]) -> str:
@@ -253,12 +253,10 @@ class Reconciler:
         plan = plan_reconcile(isvc, config, self._observed(key, children, failures),
                               self.clock())
         problems, writes = await self._apply_children(key, plan.apply, children)
-        wrote = writes > 0
         for ref in plan.delete:
             try:
                 await self.api.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
                 logger.info("%s/%s: deleted %s %s", key[0], key[1], ref.kind, ref.name)
-                wrote = True
                 writes += 1
             except _ABORTING:
                 raise
@@ -274,7 +272,7 @@ class Reconciler:
         new_causes = [(reason, message) for reason, message in dict.fromkeys(problems)
                       if reason in WRITE_FAILURE_REASONS and (reason, message)
                       not in previous_problems]
-        if wrote or tuple(problems) != previous_problems:
+        if writes or tuple(problems) != previous_problems:
             # Re-plan so the status tells the truth about what was just written, failed or
             # recovered (one status write now instead of another when the watch catches up).
             children = self.cache.children(key)

@@ -22,7 +22,7 @@ TERMINATION_MESSAGE_POLICY: Final = "FallbackToLogsOnError"
 GKE_ACCELERATOR_NODE_SELECTOR: Final = "cloud.google.com/gke-accelerator"
 
 # Agent sidecar.
-QUEUE_PROXY_CONTAINER_NAME: Final = "queue-proxy"
+QUEUE_PROXY_CONTAINER_NAME: Final = constants.QUEUE_PROXY_CONTAINER_NAME
 AGENT_PROBE_COMMAND: Final = ("/ko-app/agent", "--probe-period", "0")
 AGENT_PROBE_TIMEOUT_SECONDS: Final = 10
 # Multi-model puller: where the model config sits and where models are pulled to. The

@@ -25,13 +25,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kfserving_operator.api.constants import STORAGE_INITIALIZER_CONTAINER_NAME
+from kfserving_operator.api.constants import (
+    QUEUE_PROXY_CONTAINER_NAME,
+    STORAGE_INITIALIZER_CONTAINER_NAME,
+)
 from kfserving_operator.reconcile.common import mapping, sequence, text
 
 FALSE: Final = "False"
 CONFIGURATIONS_READY: Final = "ConfigurationsReady"
 REVISION_LABEL: Final = "serving.knative.dev/revision"
-QUEUE_PROXY_CONTAINER: Final = "queue-proxy"
 
 # Reasons this module sets (CamelCase, stable per cause so an event is said once).
 REASON_UNSCHEDULABLE: Final = "Unschedulable"
@@ -47,7 +49,6 @@ _IMAGE_PULL_REASONS: Final = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
      "RegistryUnavailable"}
 )
-_OOM_EXIT_CODE: Final = 137
 
 
 # Where a cause was read, best first. Knative scales a failed revision's pods away, so a
@@ -67,7 +68,7 @@ class RevisionFailure:
     source: int = FROM_POD
 
 
-def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
+def condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
     for raw in sequence(status.get("conditions")):
         item = mapping(raw)
         if item.get("type") == type_:
@@ -84,7 +85,7 @@ def failed_revision(ksvc: Mapping[str, Any] | None) -> str | None:
     if ksvc is None:
         return None
     status = mapping(ksvc.get("status"))
-    if _condition(status, CONFIGURATIONS_READY).get("status") != FALSE:
+    if condition(status, CONFIGURATIONS_READY).get("status") != FALSE:
         return None
     return text(status.get("latestCreatedRevisionName"))
 
@@ -193,7 +194,7 @@ def _from_container(revision: str, pod: Mapping[str, Any], container_status: Map
 
 def _from_pod(revision: str, pod: Mapping[str, Any]) -> RevisionFailure | None:
     status = mapping(pod.get("status"))
-    scheduled = _condition(status, "PodScheduled")
+    scheduled = condition(status, "PodScheduled")
     if scheduled.get("status") == FALSE:
         reason = text(scheduled.get("reason")) or REASON_UNSCHEDULABLE
         message = (text(scheduled.get("message")) or "").strip().rstrip(".")
@@ -210,7 +211,7 @@ def _from_pod(revision: str, pod: Mapping[str, Any]) -> RevisionFailure | None:
             return found
     for raw in sequence(status.get("containerStatuses")):
         item = mapping(raw)
-        if item.get("name") == QUEUE_PROXY_CONTAINER:
+        if item.get("name") == QUEUE_PROXY_CONTAINER_NAME:
             continue
         found = _from_container(revision, pod, item, init=False)
         if found is not None:
@@ -239,13 +240,13 @@ def revision_failure(
         if found is not None:
             return found
     if revision is not None and text(mapping(revision.get("metadata")).get("name")) == name:
-        ready = _condition(mapping(revision.get("status")), "Ready")
+        ready = condition(mapping(revision.get("status")), "Ready")
         if ready.get("status") == FALSE:
             reason = text(ready.get("reason")) or REASON_REVISION_FAILED
             message = (text(ready.get("message")) or "").strip() or "no message given"
             return RevisionFailure(name, reason, f"revision {name} failed: {reason}: {message}",
                                    FROM_REVISION)
-    configurations = _condition(mapping(ksvc.get("status")), CONFIGURATIONS_READY)
+    configurations = condition(mapping(ksvc.get("status")), CONFIGURATIONS_READY)
     reason = text(configurations.get("reason")) or REASON_REVISION_FAILED
     message = (text(configurations.get("message")) or "").strip() or f"revision {name} failed"
     return RevisionFailure(name, reason, message, FROM_SERVICE)

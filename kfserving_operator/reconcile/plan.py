@@ -48,6 +48,7 @@ from kfserving_operator.reconcile.conditions import (
 )
 from kfserving_operator.reconcile.failure import (
     RevisionFailure,
+    condition,
     keep_better,
     revision_failure,
 )
@@ -113,13 +114,6 @@ class Plan:
     events: tuple[Event, ...]
 
 
-def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
-    for cond in status.get("conditions") or ():
-        if isinstance(cond, Mapping) and cond.get("type") == type_:
-            return cond
-    return {}
-
-
 def ready_events(name: str, before: Mapping[str, Any], after: Mapping[str, Any],
                  explained: bool = False) -> list[Event]:
     """InferenceServiceReady / InferenceServiceNotReady when Ready enters or leaves True.
@@ -127,8 +121,8 @@ def ready_events(name: str, before: Mapping[str, Any], after: Mapping[str, Any],
     ``explained``: a failure event posted with it already says why, so this one does not
     repeat the message.
     """
-    old = text(_condition(before, READY).get("status"))
-    new_ready = _condition(after, READY)
+    old = text(condition(before, READY).get("status"))
+    new_ready = condition(after, READY)
     new, message = text(new_ready.get("status")), text(new_ready.get("message"))
     if new == TRUE and old != TRUE:
         return [("Normal", EVENT_READY, f"InferenceService [{name}] is Ready")]
@@ -149,10 +143,10 @@ def failure_events(failed: Mapping[str, RevisionFailure], before: Mapping[str, A
     events: list[Event] = []
     for component, failure in sorted(failed.items()):
         type_ = ready_type(component)
-        now = _condition(after, type_)
+        now = condition(after, type_)
         if now.get("status") != FALSE or now.get("reason") != failure.reason:
             continue
-        then = _condition(before, type_)
+        then = condition(before, type_)
         if (then.get("status"), then.get("reason"), then.get("message")) == (
                 FALSE, now.get("reason"), now.get("message")):
             continue
@@ -266,7 +260,7 @@ def _failure(component: str, ksvc: Mapping[str, Any] | None, observed: Observed,
     found = revision_failure(ksvc, observed.revisions.get(name), observed.pods.get(name, ()))
     if found is None:
         return None
-    return keep_better(found, _condition(before, ready_type(component)))
+    return keep_better(found, condition(before, ready_type(component)))
 
 
 def _plan(raw: dict[str, Any], config: OperatorConfig, observed: Observed, now: datetime) -> Plan:
