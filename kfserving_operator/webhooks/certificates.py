@@ -113,23 +113,24 @@ def service_dns_names(service: str, namespace: str) -> tuple[str, ...]:
             f"{service}.{namespace}.svc.cluster.local")
 
 
+def _secret_expiry(secret: dict[str, Any] | None) -> datetime.datetime | None:
+    """When the Secret's certificate expires; None when the Secret is missing or incomplete."""
+    data = (secret or {}).get("data") or {}
+    if not all(data.get(key) for key in ("tls.crt", "tls.key", "ca.crt")):
+        return None
+    return certificate_expiry(base64.b64decode(data["tls.crt"]))
+
+
 def secret_needs_renewal(secret: dict[str, Any] | None, now: datetime.datetime) -> bool:
     """True when the Secret is missing, incomplete or expires within ``RENEW_BEFORE``."""
-    if not secret:
-        return True
-    data = secret.get("data") or {}
-    if not all(data.get(key) for key in ("tls.crt", "tls.key", "ca.crt")):
-        return True
-    expiry = certificate_expiry(base64.b64decode(data["tls.crt"]))
-    return expiry - now < RENEW_BEFORE
+    expiry = _secret_expiry(secret)
+    return expiry is None or expiry - now < RENEW_BEFORE
 
 
 def secret_is_usable(secret: dict[str, Any] | None, now: datetime.datetime) -> bool:
     """True when the Secret holds a complete pair that has not expired yet."""
-    data = (secret or {}).get("data") or {}
-    if not all(data.get(key) for key in ("tls.crt", "tls.key", "ca.crt")):
-        return False
-    return certificate_expiry(base64.b64decode(data["tls.crt"])) > now
+    expiry = _secret_expiry(secret)
+    return expiry is not None and expiry > now
 
 
 def _first_pem_certificate(bundle: bytes) -> bytes:

@@ -19,7 +19,11 @@ from typing import Any, Final
 from kfserving_operator.api import constants as c
 from kfserving_operator.api.crd import CONVERSION_PATH, conversion_webhook
 from kfserving_operator.api.trained_model import TM_PLURAL, TM_VERSION
-from kfserving_operator.webhooks.registration import MANAGED_BY, MANAGED_BY_LABEL
+from kfserving_operator.webhooks.registration import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    namespace_scope,
+)
 
 TM_CONFIGURATION_NAME: Final = "trainedmodel.serving.kubeflow.org"
 TM_VALIDATOR_PATH: Final = "/validate-serving-kubeflow-org-v1alpha1-trainedmodel"
@@ -34,9 +38,6 @@ def trained_model_configuration(client_config_for: Any,
     """The TrainedModel validator. DELETE is not in its rules: deletions are never blocked,
     also not the garbage collector's when an InferenceService goes. A namespace-scoped
     operator validates only in its ``watch_namespaces``."""
-    scope = ({"namespaceSelector": {"matchExpressions": [{
-        "key": "kubernetes.io/metadata.name", "operator": "In",
-        "values": list(watch_namespaces)}]}} if watch_namespaces else {})
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -56,7 +57,7 @@ def trained_model_configuration(client_config_for: Any,
                 "resources": [TM_PLURAL],
                 "scope": "Namespaced",
             }],
-            **scope,
+            **namespace_scope(watch_namespaces),
         }],
     }
 

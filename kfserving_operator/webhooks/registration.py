@@ -103,7 +103,7 @@ def _v1alpha2_defaulter(client_config_for: Any,
         "name": V1ALPHA2_DEFAULTER_NAME,
         **_common(client_config_for(V1ALPHA2_DEFAULTER_PATH), "Exact"),
         "rules": [_isvc_rule(V1ALPHA2)],
-        **(_only_in(watch_namespaces) if watch_namespaces else {}),
+        **namespace_scope(watch_namespaces),
         "reinvocationPolicy": "Never",
     }
 
@@ -114,7 +114,7 @@ def _v1alpha2_validator(client_config_for: Any,
         "name": V1ALPHA2_VALIDATOR_NAME,
         **_common(client_config_for(V1ALPHA2_VALIDATOR_PATH), "Exact"),
         "rules": [_isvc_rule(V1ALPHA2)],
-        **(_only_in(watch_namespaces) if watch_namespaces else {}),
+        **namespace_scope(watch_namespaces),
     }
 
 
@@ -122,6 +122,11 @@ def _only_in(namespaces: tuple[str, ...]) -> dict[str, Any]:
     """A namespaceSelector for a namespace-scoped operator: its namespaces, nothing else."""
     return {"namespaceSelector": {"matchExpressions": [{
         "key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}]}}
+
+
+def namespace_scope(watch_namespaces: tuple[str, ...]) -> dict[str, Any]:
+    """What a webhook adds to select only ``watch_namespaces`` (nothing: every namespace)."""
+    return _only_in(watch_namespaces) if watch_namespaces else {}
 
 
 def mutating_configuration(client_config_for: Any, operator_namespace: str,
@@ -151,7 +156,7 @@ def mutating_configuration(client_config_for: Any, operator_namespace: str,
                 "name": DEFAULTER_NAME,
                 **_common(client_config_for(DEFAULTER_PATH)),
                 "rules": [_isvc_rule()],
-                **(_only_in(watch_namespaces) if watch_namespaces else {}),
+                **namespace_scope(watch_namespaces),
                 "reinvocationPolicy": "Never",
             },
             {
@@ -189,7 +194,7 @@ def validating_configuration(client_config_for: Any,
                 "name": VALIDATOR_NAME,
                 **_common(client_config_for(VALIDATOR_PATH)),
                 "rules": [_isvc_rule()],
-                **(_only_in(watch_namespaces) if watch_namespaces else {}),
+                **namespace_scope(watch_namespaces),
             },
             _v1alpha2_validator(client_config_for, watch_namespaces),
         ],
