@@ -69,7 +69,6 @@ def _cluster_up(plane: LocalControlPlane, knative: bool) -> int:
 
 def _cluster_exec(plane: LocalControlPlane, action: str, command: list[str]) -> int:
     """Replace this process with ``command`` inside the cluster's namespace."""
-    import os
 
     from kfserving_operator.cluster.localplane import tools_bin_dir
 
@@ -100,7 +99,6 @@ def _cluster_exec(plane: LocalControlPlane, action: str, command: list[str]) -> 
 
 def _self_command() -> str:
     """How the user can call this CLI again (it may not be on PATH)."""
-    import os
     import shutil
 
     here = Path(sys.argv[0])

@@ -416,7 +416,6 @@ class KnativeLane:
         # Always anew: each `cluster up` has a new CA and apiserver port.
         path = self.state_dir / f"kubeconfig-{user.replace(':', '-')}"
         issue_user_kubeconfig(self.state, user, ("system:masters",), path)
-        path.chmod(0o600)
         return path
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:

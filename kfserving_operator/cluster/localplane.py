@@ -580,4 +580,5 @@ def issue_user_kubeconfig(state: ControlPlaneState, user: str, groups: tuple[str
     }]
     config["contexts"][0]["context"]["user"] = user
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)  # it holds a client private key
     return path

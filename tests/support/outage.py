@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,13 +51,10 @@ def process_down(cluster: Cluster, name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        log = (Path(state.state_dir) / "logs" / f"{name}.log").open("ab")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        state.pids[name] = process.pid
-        state.save()
         plane = LocalControlPlane(Path(state.state_dir))
+        # As the plane started it: its own session, its log, no proxy in the environment.
+        state.pids[name] = plane.spawn(Path(state.state_dir) / "logs" / f"{name}.log", command)
+        state.save()
 
         def ready() -> bool:
             try:
