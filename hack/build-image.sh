@@ -49,40 +49,12 @@ CONF
 export CONTAINERS_CONF="$WORK/containers.conf"
 storage=(--root "$WORK/storage" --runroot "$WORK/run" --storage-driver vfs)
 
-image_exists() { buildah "${storage[@]}" inspect --type image "$1" >/dev/null 2>&1; }
-
-debian_mirror() {
-  # The first deb URI the machine's apt uses (deb822 or one-line format).
-  local uri
-  uri="$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | head -1)"
-  [[ -n "$uri" ]] || uri="$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-                            | awk '{print $2}' | head -1)"
-  echo "${uri:-http://deb.debian.org/debian}"
-}
-
-make_debian_base() {
-  local rootfs="$WORK/rootfs" mirror
-  mirror="$(debian_mirror)"
-  echo "build-image: debootstrap bookworm from $mirror (about a minute, once)"
-  rm -rf "$rootfs.tmp"
-  debootstrap --variant=minbase --include=python3,python3-venv bookworm "$rootfs.tmp" "$mirror" \
-    > "$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
-  rm -rf "$rootfs.tmp"/var/cache/apt/archives/*.deb "$rootfs.tmp"/var/lib/apt/lists/*
-  local container mount
-  container="$(buildah "${storage[@]}" from scratch)"
-  mount="$(buildah "${storage[@]}" mount "$container")"
-  cp -a "$rootfs.tmp"/. "$mount"/
-  buildah "${storage[@]}" umount "$container" >/dev/null
-  buildah "${storage[@]}" config \
-    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --env LANG=C.UTF-8 --cmd python3 "$container"
-  buildah "${storage[@]}" commit --rm "$container" "$DEFAULT_BASE" >/dev/null
-  rm -rf "$rootfs.tmp"
-}
+# shellcheck source=hack/image-lib.sh
+source "$ROOT/hack/image-lib.sh"
 
 if [[ -z "$BASE_IMAGE" ]]; then
   BASE_IMAGE="$DEFAULT_BASE"
-  image_exists "$BASE_IMAGE" || make_debian_base
+  image_exists "$BASE_IMAGE" || make_debian_base "$WORK" "$BASE_IMAGE"
 fi
 pull=(--pull=never)
 image_exists "$BASE_IMAGE" || pull=()

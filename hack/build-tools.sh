@@ -6,9 +6,10 @@
 #   hack/build-tools.sh all    everything (what `make tools` and CI build)
 #   hack/build-tools.sh lane   only what `make run` needs: the plane plus the Knative lane
 #                              (etcd, kube-apiserver/-controller-manager/-scheduler, kubectl,
-#                              KWOK, Knative Serving); no helm
+#                              kubelet, KWOK, Knative Serving, the real node's images, MinIO);
+#                              no helm
 #   hack/build-tools.sh plane  only the control plane (the fallback when the lane cannot run)
-#   hack/build-tools.sh k8s|etcd|helm|kwok|knative   one of them
+#   hack/build-tools.sh k8s|etcd|helm|kwok|knative|node   one of them
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -28,7 +29,8 @@ export GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 k8s_minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
-K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# kubelet: the Knative lane's real node (kfserving_operator/cluster/node.py).
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 
 build_k8s() {
   local out="$CACHE/k8s/$K8S_VERSION" missing=() name
@@ -114,6 +116,47 @@ build_knative() {
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
+# Knative's data plane for the real node: queue-proxy (into an image, by
+# hack/build-node-images.sh) and the activator (a process in the lane's namespace). Upstream's
+# mains, unchanged, from the same wrapper module and pins as the control-plane binaries.
+knative_data_dir() { echo "$CACHE/knative/$KNATIVE_VERSION-data-$(basename "$(knative_dir)" | sed 's/.*-//')"; }
+
+build_knative_data() {
+  local out; out="$(knative_data_dir)"
+  if [[ -x "$out/knative-queue" && -x "$out/knative-activator" ]]; then
+    echo "knative $KNATIVE_VERSION queue-proxy, activator: cached in $out"; return
+  fi
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  timed "knative $KNATIVE_VERSION: building queue-proxy, activator" \
+    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/knativebin" \
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/" \
+      knative.dev/serving/cmd/queue knative.dev/serving/cmd/activator
+  mv "$out.tmp/queue" "$out.tmp/knative-queue"
+  mv "$out.tmp/activator" "$out.tmp/knative-activator"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+# MinIO, the lane's model store (kfserving_operator/cluster/modelstore.py), unchanged from its
+# module at the pseudo-version hack/miniobin/go.mod pins (MinIO tags releases by date).
+build_minio() {
+  local version out
+  version="$(awk '$1 == "require" && $2 == "github.com/minio/minio" {print $3}' "$ROOT/hack/miniobin/go.mod")"
+  out="$CACHE/minio/$version"
+  if [[ -x "$out/minio" ]]; then echo "minio $version: cached in $out"; return; fi
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  timed "minio $version: building" \
+    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/miniobin" \
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/minio" github.com/minio/minio
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+# The real node's images (pause, queue-proxy, storage initializer, model servers) and the
+# example models: hack/build-node-images.sh, cached by a hash of what goes in.
+build_node_images() {
+  build_knative_data
+  bash "$ROOT/hack/build-node-images.sh" "$(knative_data_dir)/knative-queue"
+}
+
 # Run a build, printing a line when it starts, every 30 s while it runs (a cold build
 # takes minutes and prints nothing of its own), and its duration at the end.
 timed() {
@@ -153,6 +196,14 @@ link_bins() {
   for name in knative-controller knative-webhook knative-autoscaler kingress-istio; do
     [[ -x "$knative/$name" ]] && ln -sf "$knative/$name" "$bin/$name"
   done
+  [[ -x "$CACHE/k8s/$K8S_VERSION/kubelet" ]] && ln -sf "$CACHE/k8s/$K8S_VERSION/kubelet" "$bin/kubelet"
+  local minio
+  minio="$(awk '$1 == "require" && $2 == "github.com/minio/minio" {print $3}' "$ROOT/hack/miniobin/go.mod")"
+  [[ -x "$CACHE/minio/$minio/minio" ]] && ln -sf "$CACHE/minio/$minio/minio" "$bin/minio"
+  knative="$(knative_data_dir)"
+  for name in knative-queue knative-activator; do
+    [[ -x "$knative/$name" ]] && ln -sf "$knative/$name" "$bin/$name"
+  done
   ln -sf "$CACHE/etcd/$ETCD_VERSION/etcd" "$bin/etcd"
   [[ -x "$CACHE/helm/$HELM_VERSION/helm" ]] && ln -sf "$CACHE/helm/$HELM_VERSION/helm" "$bin/helm"
   return 0
@@ -166,8 +217,10 @@ case "$what" in
   kwok) build_kwok ;;
   knative) build_knative ;;
   plane) build_etcd; build_k8s ;;
-  lane) build_etcd; build_k8s; build_kwok; build_knative ;;
-  all) build_etcd; build_k8s; build_helm; build_kwok; build_knative ;;
-  *) echo "usage: $0 [all|lane|plane|k8s|etcd|helm|kwok|knative]" >&2; exit 2 ;;
+  node) build_node_images; build_minio ;;
+  minio) build_minio ;;
+  lane) build_etcd; build_k8s; build_kwok; build_knative; build_node_images; build_minio ;;
+  all) build_etcd; build_k8s; build_helm; build_kwok; build_knative; build_node_images; build_minio ;;
+  *) echo "usage: $0 [all|lane|plane|k8s|etcd|helm|kwok|knative|node|minio]" >&2; exit 2 ;;
 esac
 link_bins

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kfserving_operator.cluster import node as real_node
 from kfserving_operator.cluster.localplane import (
     free_port,
     issue_user_kubeconfig,
@@ -65,8 +66,19 @@ REGISTRIES_SKIPPING_TAG_RESOLVING = (
     "public.ecr.aws", "us-docker.pkg.dev", "example.com",
 )
 # Started in this order, stopped in reverse.
-LANE_TOOLS = ("kube-scheduler", "kwok", "knative-webhook", "knative-controller",
+LANE_TOOLS = ("kube-scheduler", "kwok", "kubelet", "knative-webhook", "knative-controller",
               "knative-autoscaler", "kingress-istio")
+# KWOK's node is tainted: pods run on the real node unless they tolerate the taint. A
+# namespace with these annotations (the apiserver's PodNodeSelector and
+# PodTolerationRestriction admission plugins) sends all its pods to KWOK instead: the
+# control-plane scenarios that fake failures with KWOK stages, or that use images nobody
+# built here, run there.
+KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+KWOK_NAMESPACE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+        [{"operator": "Equal", **KWOK_TAINT}]),
+}
 READY_TIMEOUT_SECONDS = 120.0
 
 
@@ -163,8 +175,10 @@ def knative_config(modules: UpstreamModules) -> list[dict[str, Any]]:
         data = doc.setdefault("data", {}) if doc["kind"] == "ConfigMap" else None
         name = doc["metadata"]["name"]
         if name == "config-deployment" and data is not None:
-            # Nothing is pulled on the lane; any name will do, but it must be set.
-            data["queue-sidecar-image"] = "kind.local/knative-serving/queue:lane"
+            # The queue-proxy built from Knative's module and imported into the real node
+            # (nothing is pulled on the lane).
+            data["queue-sidecar-image"] = (
+                f"kind.local/knative-serving/queue:{modules.serving_version}")
             data["registries-skipping-tag-resolving"] = ",".join(
                 REGISTRIES_SKIPPING_TAG_RESOLVING)
         if name == "config-domain" and data is not None:
@@ -272,6 +286,7 @@ def fake_node() -> dict[str, Any]:
             "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
                        "kubernetes.io/arch": "amd64", "type": "kwok"},
         },
+        "spec": {"taints": [KWOK_TAINT]},
         "status": {"capacity": capacity, "allocatable": capacity},
     }
 
@@ -290,15 +305,22 @@ def knative_env(component: str, metrics_port: int, profiling_port: int) -> dict[
     }
 
 
+# An image the node image build made (any with Python will do for the probe).
+PROBE_IMAGE = "kind.local/kfserving/sklearnserver:lane"
+
+
 def probe_service(name: str) -> dict[str, Any]:
-    """A minimal Knative Service used to prove the lane can make one Ready."""
+    """A minimal Knative Service used to prove the lane can make one Ready: a real
+    container on the real node, behind a real queue-proxy."""
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": "default"},
-        "spec": {"template": {"spec": {"containers": [
-            {"image": "kind.local/kfserving-lane/probe:v1"},
-        ]}}},
+        "spec": {"template": {"spec": {"containers": [{
+            "image": PROBE_IMAGE,
+            "command": ["python", "-m", "http.server", "8080"],
+            "ports": [{"containerPort": 8080}],
+        }]}}},
     }
 
 
@@ -325,7 +347,7 @@ class KnativeLane:
     """
 
     def __init__(self, plane: LocalControlPlane, state: ControlPlaneState,
-                 binaries: dict[str, Path], modules: UpstreamModules,
+                 binaries: dict[str, Path], modules: UpstreamModules, node_images: Path,
                  progress: Callable[[str], None]) -> None:
         self.plane = plane
         self.state = state
@@ -335,6 +357,7 @@ class KnativeLane:
         self.state_dir = Path(state.state_dir)
         self.logs = self.state_dir / "logs"
         self.kubectl_path = binaries["kubectl"]
+        self.node_images = node_images
 
     # -- kubectl as the admin ------------------------------------------------------------
 
@@ -395,6 +418,11 @@ class KnativeLane:
             "--node-lease-duration-seconds=40",
         ])
         self.apply([fake_node()])
+        real_node.RealNode(
+            self.state, self.binaries, self.node_images,
+            spawn=self.plane.spawn, record=self._record, issue_kubeconfig=issue_user_kubeconfig,
+            free_port=free_port, progress=self.progress,
+        ).start(cluster_dns=[])
 
         webhook_port = free_port()
         self._start_knative("knative-webhook", knative_kubeconfig,
@@ -418,10 +446,13 @@ class KnativeLane:
         issue_user_kubeconfig(self.state, user, ("system:masters",), path)
         return path
 
-    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        pid = self.plane.spawn(self.logs / f"{name}.log", [str(self.binaries[name]), *args], env)
+    def _record(self, name: str, pid: int) -> None:
         self.state.pids[name] = pid
         self.state.save()
+
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        pid = self.plane.spawn(self.logs / f"{name}.log", [str(self.binaries[name]), *args], env)
+        self._record(name, pid)
 
         # Popen may return before the child's exec shows in /proc; give it a moment.
         deadline = time.monotonic() + 5
@@ -470,7 +501,7 @@ class KnativeLane:
             node = self._get_json("node", NODE_NAME) or {}
             ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                         for c in node.get("status", {}).get("conditions", []))
-            return ready and not node.get("spec", {}).get("taints")
+            return ready and node.get("spec", {}).get("taints") == [KWOK_TAINT]
 
         wait_until(schedulable, READY_TIMEOUT_SECONDS, f"node {NODE_NAME} to be Ready and "
                    "untainted", lambda: json.dumps(self._get_json("node", NODE_NAME), indent=1))

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from kfserving_operator.cluster import netns
+from kfserving_operator.cluster import netns, node
 from kfserving_operator.cluster.certs import (
     KeyPair,
     issue_client_cert,
@@ -82,6 +82,16 @@ def find_tool(name: str) -> Path:
     )
 
 
+def find_node_images() -> Path:
+    """The images and models ``hack/build-node-images.sh`` made for the lane's real node."""
+    path = project_root() / ".cache" / "node-images" / "current"
+    if not (path / "images.txt").exists():
+        raise ControlPlaneError(
+            f"the real node's images are not built ({path} is missing): run "
+            "`bash hack/build-tools.sh lane` (make run and make tools do)")
+    return path.resolve()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -103,6 +113,8 @@ class ControlPlaneState:
     netns_pid: int | None = None
     # The Knative Serving module version when the Knative lane runs.
     knative_version: str | None = None
+    # The real node's cgroup root (``/kfserving-<id>``) when the lane runs one.
+    node_cgroup_root: str | None = None
 
     def save(self) -> None:
         Path(self.state_dir, "state.json").write_text(json.dumps(asdict(self), indent=2))
@@ -260,6 +272,7 @@ class LocalControlPlane:
 
             binaries.update({name: find_tool(name) for name in knative_lane.LANE_TOOLS})
             modules = knative_lane.upstream_modules(project_root())
+            node_images = find_node_images()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         netns_pid = None
         if lane:
@@ -354,7 +367,8 @@ class LocalControlPlane:
             )
             progress(f"control plane ready at {api_url}")
             if lane:
-                knative_lane.KnativeLane(self, state, binaries, modules, progress).start()
+                knative_lane.KnativeLane(self, state, binaries, modules, node_images,
+                                         progress).start()
         except BaseException:
             self.down()
             raise
@@ -368,6 +382,10 @@ class LocalControlPlane:
             return stopped
         # Reverse start order: the controller manager and apiserver before etcd.
         for name, pid in reversed(list(state.pids.items())):
+            if name == "containerd":
+                # The kubelet has stopped; the pods' processes outlive containerd's
+                # shims unless they are killed while containerd still answers.
+                node.stop_workloads(self.state_dir)
             if process_alive(pid, name):
                 try:
                     os.killpg(pid, signal.SIGTERM)
@@ -381,6 +399,8 @@ class LocalControlPlane:
                 stopped.append(f"{name} (pid {pid})")
             _reap(pid)
             _wait_gone(pid)
+        if "containerd" in state.pids:
+            node.unmount_node(self.state_dir, state.node_cgroup_root)
         if state.netns_pid is not None and netns.stop_holder(state.netns_pid, self.state_dir):
             stopped.append(f"network namespace holder (pid {state.netns_pid})")
         shutil.rmtree(state.etcd_data_dir, ignore_errors=True)
@@ -454,6 +474,9 @@ class LocalControlPlane:
             "--authorization-mode=RBAC",
             # No token controller for pods; admission of ServiceAccount would demand one.
             "--disable-admission-plugins=ServiceAccount",
+            # Namespace-wide node selectors and tolerations: the lane sends the pods of
+            # some namespaces to its KWOK node (cluster.lane.KWOK_NAMESPACE_ANNOTATIONS).
+            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             f"--service-account-issuer=https://127.0.0.1:{port}/",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",

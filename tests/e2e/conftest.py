@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kfserving_operator.cluster import netns
+from kfserving_operator.cluster.lane import KWOK_NAMESPACE_ANNOTATIONS
 from tests.conftest import ROOT, _to_terminal
 from tests.support.cluster import Cluster, install_crds, start_cluster, start_knative_lane
 from tests.support.operator import OperatorProcess, operator_unless_external
@@ -55,3 +58,31 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """The operator, inside the lane's network namespace, as its own user."""
     with operator_unless_external(cluster, tmp_path_factory.mktemp("operator-e2e")) as running:
         yield running
+
+
+def _fresh_namespace(cluster: Cluster, annotations: dict[str, str]) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.apply_yaml({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": name, "annotations": annotations}})
+    yield name
+    subprocess.run(cluster.command("delete", "namespace", name, "--wait=false",
+                                   "--ignore-not-found"),
+                   check=False, capture_output=True)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace whose pods run on the lane's KWOK node.
+
+    The control-plane scenarios (status, canary bookkeeping, KWOK-faked failures) use
+    upstream's example images and gs:// models, which nothing here can pull; on KWOK their
+    pods turn Running all the same. On an external cluster the namespace is plain.
+    """
+    yield from _fresh_namespace(
+        cluster, KWOK_NAMESPACE_ANNOTATIONS if cluster.local_state is not None else {})
+
+
+@pytest.fixture
+def node_namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace whose pods run real containers on the lane's real node."""
+    yield from _fresh_namespace(cluster, {})
