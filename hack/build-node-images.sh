@@ -17,7 +17,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SRC="$ROOT/hack/node-images"
 CACHE="${KFSERVING_NODE_IMAGES_CACHE:-$ROOT/.cache/node-images}"
-QUEUE_BINARY="${1:?usage: build-node-images.sh QUEUE_BINARY}"
+QUEUE_BINARY="$(realpath "${1:?usage: build-node-images.sh QUEUE_BINARY}")"
 CA_BUNDLE="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
 KNATIVE_VERSION="${KNATIVE_VERSION:-v0.42.2}"
 BASE="localhost/kfserving-lane-base:bookworm"

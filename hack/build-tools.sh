@@ -6,10 +6,10 @@
 #   hack/build-tools.sh all    everything (what `make tools` and CI build)
 #   hack/build-tools.sh lane   only what `make run` needs: the plane plus the Knative lane
 #                              (etcd, kube-apiserver/-controller-manager/-scheduler, kubectl,
-#                              kubelet, KWOK, Knative Serving, the real node's images, MinIO);
-#                              no helm
+#                              kubelet, kube-proxy, KWOK, Knative Serving, the real node's
+#                              images, MinIO, Traefik, CoreDNS); no helm
 #   hack/build-tools.sh plane  only the control plane (the fallback when the lane cannot run)
-#   hack/build-tools.sh k8s|etcd|helm|kwok|knative|node   one of them
+#   hack/build-tools.sh k8s|etcd|helm|kwok|knative|node|minio|traefik|coredns   one of them
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,8 +29,8 @@ export GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 k8s_minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
-# kubelet: the Knative lane's real node (kfserving_operator/cluster/node.py).
-K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
+# kubelet and kube-proxy: the Knative lane's real node (kfserving_operator/cluster/node.py).
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 
 build_k8s() {
   local out="$CACHE/k8s/$K8S_VERSION" missing=() name
@@ -150,9 +150,54 @@ build_minio() {
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
+# Traefik, the lane's ingress (its Knative provider implements KIngress), unchanged from its
+# module through hack/traefikbin (which repeats Traefik's replace directives).
+build_traefik() {
+  local version out
+  version="$(awk '$1 == "require" && $2 == "github.com/traefik/traefik/v3" {print $3}' "$ROOT/hack/traefikbin/go.mod")"
+  out="$CACHE/traefik/$version"
+  if [[ -x "$out/traefik" ]]; then echo "traefik $version: cached in $out"; return; fi
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  timed "traefik $version: building" \
+    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/traefikbin" \
+      -trimpath -buildvcs=false -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$version" \
+      -o "$out.tmp/traefik" github.com/traefik/traefik/v3/cmd/traefik
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+# CoreDNS, the lane's cluster DNS (kubernetes plugin), unchanged from its module.
+build_coredns() {
+  local version out
+  version="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$ROOT/hack/corednsbin/go.mod")"
+  out="$CACHE/coredns/$version"
+  if [[ -x "$out/coredns" ]]; then echo "coredns $version: cached in $out"; return; fi
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  timed "coredns $version: building" \
+    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/corednsbin" \
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/coredns" github.com/coredns/coredns
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
 # The real node's images (pause, queue-proxy, storage initializer, model servers) and the
 # example models: hack/build-node-images.sh, cached by a hash of what goes in.
+# The real node's runtime comes from Debian's packages: containerd, runc, the CNI plugins,
+# iproute2 (the pod bridge) and iptables (kube-proxy). Installed when missing (root).
+ensure_node_runtime() {
+  local need=()
+  command -v containerd >/dev/null || need+=(containerd)
+  command -v runc >/dev/null || need+=(runc)
+  [[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v iptables >/dev/null || need+=(iptables)
+  ((${#need[@]})) || return 0
+  [[ $(id -u) == 0 ]] || { echo "the lane's node needs Debian's ${need[*]}: install them as root" >&2; return 1; }
+  echo "node runtime: installing ${need[*]} (Debian packages)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need[@]}"
+}
+
 build_node_images() {
+  ensure_node_runtime
   build_knative_data
   bash "$ROOT/hack/build-node-images.sh" "$(knative_data_dir)/knative-queue"
 }
@@ -197,7 +242,12 @@ link_bins() {
     [[ -x "$knative/$name" ]] && ln -sf "$knative/$name" "$bin/$name"
   done
   [[ -x "$CACHE/k8s/$K8S_VERSION/kubelet" ]] && ln -sf "$CACHE/k8s/$K8S_VERSION/kubelet" "$bin/kubelet"
-  local minio
+  [[ -x "$CACHE/k8s/$K8S_VERSION/kube-proxy" ]] && ln -sf "$CACHE/k8s/$K8S_VERSION/kube-proxy" "$bin/kube-proxy"
+  local minio traefik coredns
+  coredns="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$ROOT/hack/corednsbin/go.mod")"
+  [[ -x "$CACHE/coredns/$coredns/coredns" ]] && ln -sf "$CACHE/coredns/$coredns/coredns" "$bin/coredns"
+  traefik="$(awk '$1 == "require" && $2 == "github.com/traefik/traefik/v3" {print $3}' "$ROOT/hack/traefikbin/go.mod")"
+  [[ -x "$CACHE/traefik/$traefik/traefik" ]] && ln -sf "$CACHE/traefik/$traefik/traefik" "$bin/traefik"
   minio="$(awk '$1 == "require" && $2 == "github.com/minio/minio" {print $3}' "$ROOT/hack/miniobin/go.mod")"
   [[ -x "$CACHE/minio/$minio/minio" ]] && ln -sf "$CACHE/minio/$minio/minio" "$bin/minio"
   knative="$(knative_data_dir)"
@@ -217,10 +267,15 @@ case "$what" in
   kwok) build_kwok ;;
   knative) build_knative ;;
   plane) build_etcd; build_k8s ;;
-  node) build_node_images; build_minio ;;
+  node) build_node_images; build_minio; build_traefik; build_coredns ;;
   minio) build_minio ;;
-  lane) build_etcd; build_k8s; build_kwok; build_knative; build_node_images; build_minio ;;
-  all) build_etcd; build_k8s; build_helm; build_kwok; build_knative; build_node_images; build_minio ;;
-  *) echo "usage: $0 [all|lane|plane|k8s|etcd|helm|kwok|knative|node|minio]" >&2; exit 2 ;;
+  traefik) build_traefik ;;
+  coredns) build_coredns ;;
+  lane) build_etcd; build_k8s; build_kwok; build_knative; build_node_images; build_minio
+        build_traefik; build_coredns ;;
+  all) build_etcd; build_k8s; build_helm; build_kwok; build_knative; build_node_images; build_minio
+       build_traefik; build_coredns ;;
+  *) echo "usage: $0 [all|lane|plane|k8s|etcd|helm|kwok|knative|node|minio|traefik|coredns]" >&2
+     exit 2 ;;
 esac
 link_bins

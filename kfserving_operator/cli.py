@@ -5,6 +5,8 @@
   the tests; with ``--knative``, isolated in a network namespace with real Knative Serving.
 - ``cluster exec -- CMD`` / ``cluster shell``: run kubectl, the operator or a shell where the
   cluster is reachable (inside its network namespace), with ``KUBECONFIG`` set.
+- ``cluster predict NAME --data FILE``: send a prediction through the lane's ingress, with
+  the Host header the InferenceService's URL leads to, and print the answer.
 - ``run``: the operator itself (kopf handlers plus the admission webhooks).
 - ``render``: print the children the reconciler would apply, without a cluster.
 - ``crds``: write or check the generated CRD.
@@ -41,6 +43,8 @@ def _cluster(args: argparse.Namespace) -> int:
             return 0 if plane.is_healthy() else 1
         if args.action in ("exec", "shell"):
             return _cluster_exec(plane, args.action, args.command)
+        if args.action == "predict":
+            return _cluster_predict(plane, args)
     except (ControlPlaneError, NetnsError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -95,6 +99,58 @@ def _cluster_exec(plane: LocalControlPlane, action: str, command: list[str]) -> 
     except OSError as exc:
         print(f"error: cannot run {command[0]}: {exc}", file=sys.stderr)
         return 127
+
+
+def _cluster_predict(plane: LocalControlPlane, args: argparse.Namespace) -> int:
+    """Send a prediction through the lane's ingress; print the response body."""
+    import json
+    import subprocess
+
+    from kfserving_operator.cluster import predict
+    from kfserving_operator.cluster.localplane import find_tool
+
+    if len(args.command) != 1 or not args.data:
+        print("error: usage: cluster predict NAME [-n NAMESPACE] --data FILE [--v2] "
+              "[--path PATH]", file=sys.stderr)
+        return 2
+    name = args.command[0]
+    state = plane.state()
+    if state is None or not state.ingress_address:
+        print(f"error: no lane with an ingress in {plane.state_dir}; start one with "
+              "`make run` or `cluster up --knative`", file=sys.stderr)
+        return 1
+    try:
+        body = predict.load_body(args.data)
+        plane.enter_namespace(state)
+
+        def get(kind: str) -> dict[str, object] | None:
+            result = subprocess.run(
+                [str(find_tool("kubectl")), "--kubeconfig", state.kubeconfig, "get", kind,
+                 name, "-n", args.namespace, "-o", "json"],
+                capture_output=True, text=True, timeout=60, check=False)
+            if result.returncode != 0:
+                if "NotFound" in result.stderr:
+                    return None
+                raise predict.PredictError(result.stderr.strip())
+            loaded: dict[str, object] = json.loads(result.stdout)
+            return loaded
+
+        isvc = get("inferenceservices.serving.kubeflow.org")
+        if isvc is None:
+            raise predict.PredictError(f"InferenceService {args.namespace}/{name} not found")
+        route = predict.route_for(isvc, get("virtualservices.networking.istio.io"))
+        path = predict.request_path(name, v2=args.v2, path=args.path)
+        status, response = predict.send(state.ingress_address, route, path, body)
+    except (predict.PredictError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(response.decode(errors="replace"))
+    if not response.endswith(b"\n"):
+        sys.stdout.write("\n")
+    if not 200 <= status < 300:
+        print(f"error: HTTP {status} from {route.host}{path}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _self_command() -> str:
@@ -171,13 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     cluster = commands.add_parser(
         "cluster", help="start, inspect or stop the loopback control plane (make run, tests)")
-    cluster.add_argument("action", choices=["up", "status", "down", "exec", "shell"])
+    cluster.add_argument("action", choices=["up", "status", "down", "exec", "shell", "predict"])
     cluster.add_argument("--state-dir", help="state directory (default .cache/cluster)")
     cluster.add_argument("--knative", action="store_true",
                          help="up: also run real Knative Serving (kube-scheduler, KWOK, "
                               "Knative), all inside a network namespace with only loopback")
     cluster.add_argument("command", nargs="*",
-                         help="exec/shell: the command to run, after --")
+                         help="exec/shell: the command to run, after --; "
+                              "predict: the InferenceService's name")
+    cluster.add_argument("-n", "--namespace", default="default",
+                         help="predict: the InferenceService's namespace (default: default)")
+    cluster.add_argument("--data", help="predict: a JSON file with the request body")
+    cluster.add_argument("--v2", action="store_true",
+                         help="predict: the v2 protocol path /v2/models/NAME/infer "
+                              "(default: v1, /v1/models/NAME:predict)")
+    cluster.add_argument("--path", help="predict: another request path (e.g. an explainer's)")
     cluster.set_defaults(func=_cluster)
 
     run = commands.add_parser(

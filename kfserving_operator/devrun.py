@@ -26,6 +26,7 @@ import yaml
 
 from kfserving_operator.api.config import CONFIGMAP_NAME, DEFAULT_NAMESPACE, OperatorConfig
 from kfserving_operator.cluster import netns
+from kfserving_operator.cluster.localconfig import local_operator_config
 from kfserving_operator.cluster.localplane import (
     ControlPlaneError,
     LocalControlPlane,
@@ -147,7 +148,8 @@ def local_cluster(plane: LocalControlPlane) -> tuple[str, bool]:
 
 # -- what the operator needs in the cluster ---------------------------------------------------
 
-def install(kubeconfig: str, namespace: str, *, stand_ins: bool) -> None:
+def install(kubeconfig: str, namespace: str, *, stand_ins: bool,
+            config: OperatorConfig | None = None) -> None:
     root = project_root()
     # A CRD a local operator left pointing at its loopback conversion webhook (it was
     # killed) cannot be re-applied as is: point it back at the shipped Service first.
@@ -172,7 +174,7 @@ def install(kubeconfig: str, namespace: str, *, stand_ins: bool) -> None:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": CONFIGMAP_NAME, "namespace": namespace},
-            "data": OperatorConfig().to_configmap_data(),
+            "data": (config or OperatorConfig()).to_configmap_data(),
         }
         _kubectl(kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(configmap))
         _say(f"created {namespace}/{CONFIGMAP_NAME} with the default config")
@@ -230,7 +232,9 @@ def main() -> int:
         else:
             raise RunError(f"CLUSTER={choice} is not known; use CLUSTER=local (the default) "
                            "or CLUSTER=external KUBECONFIG=...")
-        install(kubeconfig, namespace, stand_ins=not knative)
+        # On the lane the config names the images its real node has.
+        install(kubeconfig, namespace, stand_ins=not knative,
+                config=local_operator_config() if knative else None)
     except (RunError, ControlPlaneError) as exc:
         print(f"make run: error: {exc}", file=sys.stderr)
         return 1

@@ -37,12 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kfserving_operator.cluster import dataplane
 from kfserving_operator.cluster import node as real_node
 from kfserving_operator.cluster.localplane import (
     free_port,
     issue_user_kubeconfig,
     process_alive,
 )
+from kfserving_operator.cluster.modelstore import ModelStore, credential_objects
 
 if TYPE_CHECKING:
     from kfserving_operator.cluster.localplane import ControlPlaneState, LocalControlPlane
@@ -53,10 +55,6 @@ SCHEDULER_USER = "system:kube-scheduler"
 KWOK_USER = "kwok"
 NODE_NAME = "kwok-node-0"
 INGRESS_DOMAIN = "example.com"
-# Knative's autoscaler publishes its pod IP in an Endpoints object; the apiserver refuses
-# loopback there. With one autoscaler and no activator nobody dials it, and in the lane's
-# namespace nothing could: a documentation address (RFC 5737) is honest about that.
-AUTOSCALER_POD_IP = "198.51.100.10"
 # Knative resolves image tags to digests by asking the registry, unless the registry is
 # listed here. The lane has no network, so every registry the examples and the operator's
 # default runtimes use is listed; nothing is ever pulled.
@@ -66,8 +64,9 @@ REGISTRIES_SKIPPING_TAG_RESOLVING = (
     "public.ecr.aws", "us-docker.pkg.dev", "example.com",
 )
 # Started in this order, stopped in reverse.
-LANE_TOOLS = ("kube-scheduler", "kwok", "kubelet", "knative-webhook", "knative-controller",
-              "knative-autoscaler", "kingress-istio")
+LANE_TOOLS = ("kube-scheduler", "kwok", "kubelet", "kube-proxy", "coredns", "minio",
+              "traefik", "knative-webhook", "knative-controller", "knative-autoscaler",
+              "knative-activator")
 # KWOK's node is tainted: pods run on the real node unless they tolerate the taint. A
 # namespace with these annotations (the apiserver's PodNodeSelector and
 # PodTolerationRestriction admission plugins) sends all its pods to KWOK instead: the
@@ -181,10 +180,17 @@ def knative_config(modules: UpstreamModules) -> list[dict[str, Any]]:
                 f"kind.local/knative-serving/queue:{modules.serving_version}")
             data["registries-skipping-tag-resolving"] = ",".join(
                 REGISTRIES_SKIPPING_TAG_RESOLVING)
+        if name == "config-autoscaler" and data is not None:
+            # Knative's minimum grace before the last pod of an idle revision goes (30 s
+            # upstream): scale to zero within a test's patience.
+            data["scale-to-zero-grace-period"] = "6s"
+        if name == "config-network" and data is not None:
+            # KIngresses are Traefik's (cluster.dataplane): a real router for the lane.
+            data["ingress-class"] = dataplane.INGRESS_CLASS
         if name == "config-domain" and data is not None:
             data[INGRESS_DOMAIN] = ""  # URLs as the operator's default ingress domain
         objects.append(doc)
-    objects += [_webhook_service(), _activator_service()]
+    objects.append(_webhook_service())
     return objects
 
 
@@ -201,25 +207,6 @@ def _webhook_service() -> dict[str, Any]:
         "metadata": {"name": "webhook", "namespace": SYSTEM_NAMESPACE,
                      "labels": {"app.kubernetes.io/part-of": "kfserving-operator-dev"}},
         "spec": {"type": "ExternalName", "externalName": "localhost"},
-    }
-
-
-def _activator_service() -> dict[str, Any]:
-    """``activator-service`` with no pods behind it.
-
-    Knative's ServerlessService reconciler reads its Endpoints on every reconcile; with no
-    activator they stay empty and Knative serves revisions' pods directly ("Serve" mode).
-    """
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "activator-service", "namespace": SYSTEM_NAMESPACE,
-                     "labels": {"app.kubernetes.io/part-of": "kfserving-operator-dev"}},
-        "spec": {
-            "selector": {"app": "activator"},
-            "ports": [{"name": "http", "port": 80, "targetPort": 8012},
-                      {"name": "http2", "port": 81, "targetPort": 8013}],
-        },
     }
 
 
@@ -422,16 +409,24 @@ class KnativeLane:
             self.state, self.binaries, self.node_images,
             spawn=self.plane.spawn, record=self._record, issue_kubeconfig=issue_user_kubeconfig,
             free_port=free_port, progress=self.progress,
-        ).start(cluster_dns=[])
+        ).start(cluster_dns=[real_node.NODE_IP])
+        access = ModelStore(
+            self.state_dir, self.binaries["minio"], self.node_images / "models",
+            real_node.NODE_IP, spawn=self.plane.spawn, record=self._record,
+            free_port=free_port, progress=self.progress,
+        ).start()
+        self.apply(credential_objects(access, "default"))
 
         webhook_port = free_port()
         self._start_knative("knative-webhook", knative_kubeconfig,
                             {"WEBHOOK_PORT": str(webhook_port), "WEBHOOK_NAME": "webhook"})
         self.apply(knative_webhooks(self.modules, webhook_port))
         self._start_knative("knative-controller", knative_kubeconfig)
+        # Its pod IP is where the activator's stats go: the bridge's address, as for
+        # every process that stands in for a pod.
         self._start_knative("knative-autoscaler", knative_kubeconfig,
-                            {"POD_IP": AUTOSCALER_POD_IP})
-        self._start_knative("kingress-istio", knative_kubeconfig)
+                            {"POD_IP": real_node.NODE_IP})
+        self._start_data_path(knative_kubeconfig)
         self.state.knative_version = self.modules.serving_version
         self.state.save()
 
@@ -439,6 +434,37 @@ class KnativeLane:
         self._wait_for_node()
         self._prove_a_service_turns_ready()
         self.progress(f"Knative lane ready in {time.monotonic() - started:.1f}s")
+
+    def _start_data_path(self, knative_kubeconfig: Path) -> None:
+        """kube-proxy, CoreDNS, Traefik and the activator (see cluster.dataplane)."""
+        address = real_node.NODE_IP
+        self.apply(dataplane.standing_objects(address))
+        self._start("kube-proxy", dataplane.kube_proxy_args(
+            kubeconfig=self._kubeconfig_for("system:kube-proxy"),
+            node_name=real_node.NODE_NAME, pod_subnet=real_node.POD_SUBNET,
+            free_port=free_port))
+        corefile = self.state_dir / "Corefile"
+        corefile.write_text(dataplane.corefile(self._kubeconfig_for("coredns"), address,
+                                               real_node.CLUSTER_DOMAIN))
+        self._start("coredns", ["-conf", str(corefile)])
+        self.apply(dataplane.ingress_rbac())
+        token = dataplane.service_account_token(self.kubectl_path, self.state.kubeconfig,
+                                                "traefik", dataplane.SYSTEM_NAMESPACE)
+        traefik_config = self.state_dir / "traefik.yaml"
+        traefik_config.write_text(yaml.safe_dump(dataplane.traefik_config(
+            api_url=self.state.apiserver_url, token=token,
+            ca_file=self.state_dir / "pki" / "serving-ca.crt", address=address)))
+        traefik_config.chmod(0o600)  # it holds the token
+        self._start("traefik", [f"--configfile={traefik_config}"])
+        hosts = self.state_dir / "activator-hosts"
+        hosts.write_text(dataplane.activator_hosts(address, real_node.CLUSTER_DOMAIN))
+        env = knative_env("knative-activator", free_port(), free_port())
+        env.update({"POD_IP": address, "POD_NAME": "activator-lane"})
+        pid = self.plane.spawn(self.logs / "knative-activator.log", dataplane.activator_command(
+            self.binaries["knative-activator"], hosts), env)
+        self._record("knative-activator", pid)
+        self.state.ingress_address = f"{address}:{dataplane.PRIVATE_INGRESS_PORT}"
+        self.state.save()
 
     def _kubeconfig_for(self, user: str) -> Path:
         # Always anew: each `cluster up` has a new CA and apiserver port.

@@ -115,6 +115,8 @@ class ControlPlaneState:
     knative_version: str | None = None
     # The real node's cgroup root (``/kfserving-<id>``) when the lane runs one.
     node_cgroup_root: str | None = None
+    # host:port of the lane's ingress (Traefik's cluster-local entry point).
+    ingress_address: str | None = None
 
     def save(self) -> None:
         Path(self.state_dir, "state.json").write_text(json.dumps(asdict(self), indent=2))

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from kfserving_operator.api.config import CONFIGMAP_NAME
 from kfserving_operator.cluster import netns
 from kfserving_operator.cluster.lane import KWOK_NAMESPACE_ANNOTATIONS
+from kfserving_operator.cluster.localconfig import local_operator_config
 from tests.conftest import ROOT, _to_terminal
 from tests.support.cluster import Cluster, install_crds, start_cluster, start_knative_lane
 from tests.support.operator import OperatorProcess, operator_unless_external
@@ -42,6 +44,12 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     state_dir = Path(os.environ.get("KFSERVING_E2E_CLUSTER_DIR", ROOT / ".cache" / "cluster-e2e"))
     with start_knative_lane(state_dir) as running:
         install_crds(running, stand_ins=False)
+        # The images the lane's real node has (the shipped defaults name KServe's).
+        running.kubectl("create", "namespace", "kfserving-system", check=False)
+        running.apply_yaml({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": CONFIGMAP_NAME, "namespace": "kfserving-system"},
+            "data": local_operator_config().to_configmap_data()})
         version = json.loads(running.kubectl("version", "-o", "json"))["serverVersion"]
         # Shown even without -s: the CI log names what the e2e tier really ran against.
         _to_terminal(request.config,

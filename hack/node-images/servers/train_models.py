@@ -1,8 +1,10 @@
 """Train the lane's example models with the image's pinned scikit-learn and xgboost.
 
 Nothing is downloaded: iris ships inside scikit-learn. Writes, under the output directory:
-``sklearn/iris/model.joblib`` and ``xgboost/iris/model.bst`` (both predict classes 0-2), and
-``sklearn/empty/README`` (a directory without a model, for the crash-at-start scenario).
+``sklearn/iris/model.joblib`` and ``xgboost/iris/model.bst`` (both predict classes 0-2),
+``sklearn/iris-constant/model.joblib`` (always class 2: a canary whose answers tell it
+apart from ``sklearn/iris``), and ``sklearn/empty/README`` (a directory without a model,
+for the crash-at-start scenario).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 def main(out: Path) -> None:
     import joblib
     import xgboost
-    from sklearn import datasets, svm
+    from sklearn import datasets, dummy, svm
 
     iris = datasets.load_iris()
     sklearn_dir = out / "sklearn" / "iris"
@@ -22,6 +24,12 @@ def main(out: Path) -> None:
     classifier = svm.SVC(gamma="scale", random_state=0)
     classifier.fit(iris.data, iris.target)
     joblib.dump(classifier, sklearn_dir / "model.joblib")
+
+    constant_dir = out / "sklearn" / "iris-constant"
+    constant_dir.mkdir(parents=True, exist_ok=True)
+    constant = dummy.DummyClassifier(strategy="constant", constant=2)
+    constant.fit(iris.data, iris.target)
+    joblib.dump(constant, constant_dir / "model.joblib")
 
     xgb_dir = out / "xgboost" / "iris"
     xgb_dir.mkdir(parents=True, exist_ok=True)

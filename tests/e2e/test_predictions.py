@@ -1,0 +1,186 @@
+"""Predictions end to end, on the lane's real node: what a user does after ``Ready``.
+
+Each test applies an InferenceService from ``examples/local`` (or a variant of one) in a
+namespace whose pods run real containers: the storage initializer downloads the model from
+the lane's MinIO with the credentials the operator's pod webhook injects, the model server
+loads it, Knative's queue-proxy fronts it. Requests go through ``kfserving-operator cluster
+predict``, as the README tells a user: Traefik's Knative ingress, Knative's traffic split,
+the activator when the revision has scaled to zero. Only the local lane has the model
+store and the node images; on an external cluster these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kfserving_operator.cluster.modelstore import ModelStoreAccess, credential_objects
+from tests.conftest import ROOT
+from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import condition, get_or_none, wait_ready
+from tests.support.operator import OperatorProcess
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = ROOT / "examples" / "local"
+IRIS = EXAMPLES / "iris-input.json"
+# Real pods: image unpacked, model downloaded, Python server started. Minutes on a busy
+# two-core machine, seconds on a quiet one.
+READY_TIMEOUT = 300.0
+
+
+@pytest.fixture
+def store(cluster: Cluster, node_namespace: str,
+          operator: OperatorProcess | None) -> Iterator[str]:
+    """A namespace on the real node with the model store's Secret and ServiceAccount."""
+    if cluster.local_state is None:
+        pytest.skip("the model store and node images exist only on the local lane")
+    access = ModelStoreAccess.load(Path(cluster.local_state.state_dir))
+    assert access is not None, "the lane started without its model store"
+    for obj in credential_objects(access, node_namespace):
+        cluster.apply_yaml(obj)
+    yield node_namespace
+
+
+def example(name: str, **changes: Any) -> dict[str, Any]:
+    """An example from examples/local, with top-level spec changes merged in."""
+    loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
+    for component, patch in changes.items():
+        loaded["spec"].setdefault(component, {}).update(patch)
+    return loaded
+
+
+def predict(cluster: Cluster, name: str, namespace: str, data: Path, *,
+            v2: bool = False) -> Any:
+    """``kfserving-operator cluster predict``, as a user runs it; the parsed answer."""
+    assert cluster.local_state is not None
+    command = [sys.executable, "-m", "kfserving_operator", "cluster", "predict", name,
+               "-n", namespace, "--data", str(data),
+               "--state-dir", cluster.local_state.state_dir, *(["--v2"] if v2 else [])]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180,
+                            check=False)
+    assert result.returncode == 0, f"cluster predict failed: {result.stderr}{result.stdout}"
+    return json.loads(result.stdout)
+
+
+def test_sklearn_v1_answers_the_iris_request(cluster: Cluster, store: str) -> None:
+    cluster.apply_yaml(example("sklearn.yaml"), namespace=store)
+    wait_ready(cluster, store, "sklearn-iris", timeout=READY_TIMEOUT)
+    assert predict(cluster, "sklearn-iris", store, IRIS) == {"predictions": [1, 1]}
+
+
+def test_sklearn_v2_answers_on_the_v2_protocol(cluster: Cluster, store: str) -> None:
+    cluster.apply_yaml(example("sklearn-v2.yaml"), namespace=store)
+    wait_ready(cluster, store, "sklearn-v2-iris", timeout=READY_TIMEOUT)
+    answer = predict(cluster, "sklearn-v2-iris", store, EXAMPLES / "iris-input-v2.json",
+                     v2=True)
+    assert answer["model_name"] == "sklearn-v2-iris"
+    assert answer["outputs"][0]["data"] == [1, 1]
+
+
+def test_xgboost_answers_the_iris_request(cluster: Cluster, store: str) -> None:
+    cluster.apply_yaml(example("xgboost.yaml"), namespace=store)
+    wait_ready(cluster, store, "xgboost-iris", timeout=READY_TIMEOUT)
+    assert predict(cluster, "xgboost-iris", store, IRIS) == {"predictions": [1.0, 1.0]}
+
+
+def test_transformer_turns_named_features_into_a_prediction(cluster: Cluster,
+                                                            store: str) -> None:
+    cluster.apply_yaml(example("transformer.yaml"), namespace=store)
+    wait_ready(cluster, store, "sklearn-iris-transformer", timeout=READY_TIMEOUT)
+    named = EXAMPLES / "iris-input-named.json"
+    # The transformer calls the predictor by name (cluster DNS, Knative's local route).
+    assert predict(cluster, "sklearn-iris-transformer", store, named) == {
+        "predictions": [1, 1]}
+
+
+def test_canary_splits_traffic_between_two_answering_revisions(cluster: Cluster,
+                                                               store: str) -> None:
+    """20 % to a canary whose model always answers class 2; 300 requests see both."""
+    cluster.apply_yaml(example("sklearn.yaml"), namespace=store)
+    wait_ready(cluster, store, "sklearn-iris", timeout=READY_TIMEOUT)
+    canary = example("sklearn.yaml", predictor={"canaryTrafficPercent": 20})
+    canary["spec"]["predictor"]["sklearn"]["storageUri"] = "s3://models/sklearn/iris-constant"
+    cluster.apply_yaml(canary, namespace=store)
+    isvc = wait_ready(cluster, store, "sklearn-iris", timeout=READY_TIMEOUT)
+    traffic = {entry.get("percent") for entry in
+               isvc["status"]["components"]["predictor"].get("traffic", [])}
+    assert traffic == {80, 20}, isvc["status"]["components"]["predictor"]
+    requests = 300
+    seen = collections.Counter(
+        tuple(predict(cluster, "sklearn-iris", store, IRIS)["predictions"])
+        for _ in range(requests))
+    assert set(seen) == {(1, 1), (2, 2)}, seen
+    share = seen[(2, 2)] / requests
+    # Traefik's weighted round robin is smooth, so the share is close to exact; the
+    # tolerance allows for requests that land while an endpoint is being updated.
+    assert abs(share - 0.20) <= 0.05, f"canary share {share:.1%} (of {requests}): {seen}"
+
+
+def _pods(cluster: Cluster, namespace: str, revision: str) -> list[dict[str, Any]]:
+    found = get_or_none(cluster, "pods", "-n", namespace,
+                        "-l", f"serving.knative.dev/revision={revision}")
+    return [pod for pod in (found or {}).get("items", [])
+            if not pod["metadata"].get("deletionTimestamp")]
+
+
+def test_scale_to_zero_and_the_first_request_after_it(cluster: Cluster, store: str) -> None:
+    isvc = example("sklearn.yaml", predictor={"minReplicas": 0})
+    # Knative's shortest stable window: idle is noticed within seconds.
+    isvc["metadata"]["annotations"] = {"autoscaling.knative.dev/window": "6s"}
+    cluster.apply_yaml(isvc, namespace=store)
+    ready = wait_ready(cluster, store, "sklearn-iris", timeout=READY_TIMEOUT)
+    revision = ready["status"]["components"]["predictor"]["latestReadyRevision"]
+    wait_for(lambda: not _pods(cluster, store, revision), timeout=180,
+             message=f"revision {revision} scaled to zero")
+    started = time.monotonic()
+    assert predict(cluster, "sklearn-iris", store, IRIS) == {"predictions": [1, 1]}
+    cold_start = time.monotonic() - started
+    assert _pods(cluster, store, revision), "the request was answered without a pod"
+    print(f"first request after scale to zero answered in {cold_start:.1f}s")
+
+
+def _not_ready_because(cluster: Cluster, namespace: str, name: str, *needles: str,
+                       timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+    def failing() -> dict[str, Any] | None:
+        obj = get_or_none(cluster, "isvc", name, "-n", namespace) or {}
+        ready = condition(obj, "Ready")
+        text = f"{ready.get('reason', '')} {ready.get('message', '')}"
+        if ready.get("status") == "False" and all(needle in text for needle in needles):
+            return ready
+        return None
+
+    try:
+        found: dict[str, Any] = wait_for(failing, timeout=timeout,
+                                         message=f"{name} not Ready because {needles}")
+    except TimeoutError as exc:
+        obj = get_or_none(cluster, "isvc", name, "-n", namespace) or {}
+        raise TimeoutError(f"{exc}\nReady: {condition(obj, 'Ready')}") from None
+    return found
+
+
+def test_missing_model_fails_in_the_storage_initializer(cluster: Cluster, store: str) -> None:
+    missing = example("sklearn.yaml")
+    missing["spec"]["predictor"]["sklearn"]["storageUri"] = "s3://models/sklearn/no-such-model"
+    cluster.apply_yaml(missing, namespace=store)
+    ready = _not_ready_because(cluster, store, "sklearn-iris", "storage-initializer",
+                               "exit code 1")
+    assert "no-such-model" in ready["message"], ready
+
+
+def test_model_server_that_crashes_at_start_reports_its_exit_code(cluster: Cluster,
+                                                                  store: str) -> None:
+    empty = example("sklearn.yaml")
+    empty["spec"]["predictor"]["sklearn"]["storageUri"] = "s3://models/sklearn/empty"
+    cluster.apply_yaml(empty, namespace=store)
+    ready = _not_ready_because(cluster, store, "sklearn-iris", "exit code 1")
+    assert "crash" in ready["message"].lower() or "CrashLoop" in ready.get("reason", ""), ready
