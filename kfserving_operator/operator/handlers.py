@@ -39,6 +39,7 @@ from kfserving_operator.k8s.api import KubeApi, KubeError
 from kfserving_operator.k8s.decoding import PoisonReport
 from kfserving_operator.k8s.instrumentation import aiohttp_trace
 from kfserving_operator.k8s.leader import LeaderElector, LeaseTiming
+from kfserving_operator.listening import BindError
 from kfserving_operator.operator import poison
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
@@ -46,7 +47,7 @@ from kfserving_operator.operator.conversion import (
     ConversionRegistration,
     register_conversion_guard,
 )
-from kfserving_operator.operator.health import BindError, Readiness
+from kfserving_operator.operator.health import Readiness
 from kfserving_operator.operator.informer import Informer
 from kfserving_operator.operator.metrics import OperatorMetrics
 from kfserving_operator.operator.reconciler import (

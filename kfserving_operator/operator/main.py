@@ -33,6 +33,7 @@ import kopf
 
 from kfserving_operator.k8s.api import ClusterConfigError, KubeApi
 from kfserving_operator.k8s.leader import LeaderElector
+from kfserving_operator.listening import BindError
 from kfserving_operator.operator.handlers import (
     LEASE_NAME,
     OperatorOptions,
@@ -51,7 +52,7 @@ from kfserving_operator.operator.handlers import (
     stop_webhooks,
     unregister_local_webhooks,
 )
-from kfserving_operator.operator.health import BindError, HealthServer
+from kfserving_operator.operator.health import HealthServer
 
 logger = logging.getLogger("kfserving_operator")
 
