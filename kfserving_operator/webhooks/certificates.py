@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfserving_operator.cluster.certs import (
+from kfserving_operator.pki import (
     KeyPair,
     certificate_expiry,
     issue_serving_cert,
