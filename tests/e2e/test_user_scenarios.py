@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kfserving_operator.operator.handlers import LEASE_NAME
-from kfserving_operator.operator.reconciler import is_subset
+from kfserving_operator.operator.runtime import LEASE_NAME
+from kfserving_operator.reconcile.common import is_subset
 from tests.support.cluster import Cluster, KubectlError, wait_for
 from tests.support.isvc import KSVC, condition, get_or_none, names, wait_ready
 from tests.support.operator import OperatorProcess

@@ -35,7 +35,7 @@ from kfserving_operator.api.config import (
 )
 from kfserving_operator.cluster.localplane import find_tool, project_root
 from kfserving_operator.k8s.leader import lease_object, next_record, record_of
-from kfserving_operator.operator.handlers import LEASE_NAME
+from kfserving_operator.operator.runtime import LEASE_NAME
 from kfserving_operator.webhooks import certificates, legacy_registration, registration
 from tests.support.cluster import Cluster, KubectlError, wait_established, wait_for
 from tests.support.operator import run_operator
