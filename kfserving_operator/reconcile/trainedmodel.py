@@ -35,6 +35,7 @@ from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.constants import API_VERSION, KIND
 from kfserving_operator.api.defaulting import predictor_server_config
 from kfserving_operator.api.inference_service import InferenceService
+from kfserving_operator.api.pipeline import parse_and_default
 from kfserving_operator.api.quantity import QuantityError, parse_quantity
 from kfserving_operator.api.trained_model import (
     FRAMEWORK_SUPPORTED,
@@ -76,7 +77,6 @@ from kfserving_operator.reconcile.modelconfig import (
     model_names,
     render_models,
 )
-from kfserving_operator.reconcile.plan import parse_and_default
 
 # The agent of KFServing 0.6 pulls from these (reference: its storage providers).
 AGENT_STORAGE_PREFIXES: Final = ("gs://", "s3://", "http://", "https://")
