@@ -28,7 +28,6 @@ from pydantic import BaseModel, ValidationError
 from kfserving_operator.api.components import (
     CUSTOM,
     CUSTOM_FIELD,
-    LOGGER_MODES,
     PROTOCOL_V1,
     PROTOCOL_V2,
     PROTOCOL_VERSIONS,
@@ -42,11 +41,14 @@ from kfserving_operator.api.constants import (
     AUTOSCALING_MAX_SCALE_ANNOTATION,
     AUTOSCALING_MIN_SCALE_ANNOTATION,
     AUTOSCALING_TARGET_ANNOTATION,
+    AZURE_BLOB_HOST_SUFFIX,
     DNS_LABEL_MAX,
     ENABLE_TAG_ROUTING_ANNOTATION,
     EXPLAINER,
     GPU_RESOURCE,
+    KPA_CLASS,
     LATEST_TAG,
+    LOGGER_MODES,
     PREDICTOR,
     PREV_TAG,
     QUEUE_PROXY_CONTAINER_NAME,
@@ -84,11 +86,9 @@ STORAGE_URI_PREFIXES: Final = (
     "hdfs://",
     "webhdfs://",
 )
-AZURE_BLOB_HOST_SUFFIX: Final = ".blob.core.windows.net"
 _AZURE_BLOB_RE: Final = re.compile(r"^https://[a-z0-9]+\.blob\.core\.windows\.net/[^/]+(/.*)?$")
 _SCHEME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
-KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
 HPA_CLASS: Final = "hpa.autoscaling.knative.dev"
 
 # Frameworks that serve exactly one protocol.

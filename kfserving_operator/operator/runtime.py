@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from kfserving_operator.api import constants as c
 from kfserving_operator.k8s.api import KubeApi, KubeError
 from kfserving_operator.k8s.leader import LeaderElector, LeaseTiming
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache
@@ -184,7 +185,7 @@ def new_reconciler(runtime: Runtime) -> None:
 
 
 def operator_namespace(explicit: str | None) -> str:
-    return explicit or os.environ.get("POD_NAMESPACE") or "kfserving-system"
+    return explicit or os.environ.get("POD_NAMESPACE") or c.OPERATOR_NAMESPACE
 
 
 async def start_webhooks(runtime: Runtime) -> None:

@@ -17,8 +17,11 @@ from typing import Any, Final
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.constants import (
     COMPONENTS,
+    FALSE,
     KNATIVE_API_VERSION,
     PREDICTOR,
+    READY,
+    REASON_INVALID_SPEC,
     TRANSFORMER,
     knative_service_name,
 )
@@ -28,10 +31,7 @@ from kfserving_operator.api.validation import (
 )
 from kfserving_operator.reconcile.common import JsonDict, format_time, mapping, text
 from kfserving_operator.reconcile.conditions import (
-    FALSE,
-    READY,
     REASON_INTERNAL_ERROR,
-    REASON_INVALID_SPEC,
     TRUE,
     Cond,
     component_conditions,

@@ -32,7 +32,13 @@ from pydantic import ValidationError
 
 from kfserving_operator.api.components import CUSTOM, PROTOCOL_V2
 from kfserving_operator.api.config import OperatorConfig
-from kfserving_operator.api.constants import API_VERSION, KIND
+from kfserving_operator.api.constants import (
+    API_VERSION,
+    FALSE,
+    KIND,
+    REASON_INVALID_SPEC,
+    model_config_name,
+)
 from kfserving_operator.api.defaulting import predictor_server_config
 from kfserving_operator.api.inference_service import InferenceService
 from kfserving_operator.api.pipeline import parse_and_default
@@ -53,7 +59,6 @@ from kfserving_operator.api.validation import (
 )
 from kfserving_operator.reconcile.common import JsonDict, format_time, mapping, text
 from kfserving_operator.reconcile.conditions import (
-    FALSE,
     TRUE,
     UNKNOWN,
     Cond,
@@ -73,7 +78,6 @@ from kfserving_operator.reconcile.modelconfig import (
     ModelEntry,
     empty_size,
     entry_size,
-    model_config_name,
     model_names,
     render_models,
 )
@@ -91,7 +95,6 @@ REASON_NOT_MMS: Final = "IsNotMMSPredictor"
 REASON_FRAMEWORK: Final = "FrameworkNotSupported"
 REASON_MEMORY: Final = "MemoryResourceNotAvailable"
 REASON_CONFIG_FULL: Final = "ModelConfigFull"
-REASON_INVALID_SPEC: Final = "InvalidSpec"
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from kfserving_operator.pki import (
 )
 
 SECRET_NAME = "kfserving-webhook-server-cert"
-SERVICE_NAME = "kfserving-webhook-server-service"
 RENEW_BEFORE = datetime.timedelta(days=30)
 
 

@@ -19,17 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from kfserving_operator.api import constants as c
+from kfserving_operator.api.constants import APIEXTENSIONS_API_VERSION as CRD_API_VERSION
+from kfserving_operator.api.constants import OPERATOR_NAME as MANAGED_BY
 from kfserving_operator.api.crd import CONVERSION_PATH, conversion_webhook
 from kfserving_operator.api.trained_model import TM_PLURAL, TM_VERSION
 from kfserving_operator.k8s.api import KubeApi
-from kfserving_operator.webhooks.registration import (
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    namespace_scope,
-)
+from kfserving_operator.webhooks.registration import MANAGED_BY_LABEL, namespace_scope
 
 logger = logging.getLogger("kfserving_operator.conversion")
-CRD_API_VERSION: Final = "apiextensions.k8s.io/v1"
 TM_CONFIGURATION_NAME: Final = "trainedmodel.serving.kubeflow.org"
 TM_VALIDATOR_PATH: Final = "/validate-serving-kubeflow-org-v1alpha1-trainedmodel"
 TM_VALIDATOR_NAME: Final = "trainedmodel.kfserving-webhook-server.validator"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from kfserving_operator.api import constants as c
 from kfserving_operator.k8s.api import KubeApi, KubeError
 from kfserving_operator.k8s.leader import LeaderElector, LeaseTiming
 from kfserving_operator.listening import BindError
@@ -180,7 +181,7 @@ class Webhooks:
         def client_config(path: str) -> dict[str, Any]:
             if options.webhook_url:
                 return registration.url_client_config(options.webhook_url, path, bundle)
-            return registration.service_client_config(certificates.SERVICE_NAME,
+            return registration.service_client_config(c.WEBHOOK_SERVICE_NAME,
                                                       options.namespace, path, bundle)
         return client_config
 
@@ -290,7 +291,7 @@ class Webhooks:
                 if os.environ.get("KFSERVING_KEEP_CERT_SECRET", "").lower() not in ("1", "true"):
                     owner = await installation_owner(api, options.namespace)
                 secret = await api.apply(certificates.new_secret(
-                    certificates.SERVICE_NAME, options.namespace, previous=secret, owner=owner))
+                    c.WEBHOOK_SERVICE_NAME, options.namespace, previous=secret, owner=owner))
                 logger.info("issued a new webhook serving certificate into secret %s/%s",
                             options.namespace, certificates.SECRET_NAME)
                 return secret
@@ -348,7 +349,7 @@ async def installation_owner(api: KubeApi, namespace: str) -> dict[str, Any] | N
     the Service, and the garbage collector then deletes those too. None without the Service
     (`make run`) or when it cannot be read."""
     try:
-        service = await api.get("v1", "Service", certificates.SERVICE_NAME, namespace)
+        service = await api.get("v1", "Service", c.WEBHOOK_SERVICE_NAME, namespace)
     except KubeError as exc:
         logger.warning("cannot read the webhook Service to own what the operator creates: %s",
                        exc)

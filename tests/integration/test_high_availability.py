@@ -40,6 +40,7 @@ import kubernetes
 import pytest
 
 from kfserving_operator.api import constants as c
+from kfserving_operator.api.constants import WEBHOOK_SERVICE_NAME
 from kfserving_operator.webhooks import certificates
 from tests.support.balancer import LoopbackBalancer
 from tests.support.cluster import Cluster, bare_local_cluster, install_crds, wait_for
@@ -337,7 +338,7 @@ def test_replicas_starting_together_issue_one_certificate(
 def _served_pem(port: int, bundle: bytes) -> bytes:
     """The certificate (DER) a replica serves, verified as the apiserver would."""
     context = ssl.create_default_context(cadata=bundle.decode())
-    host = f"{certificates.SERVICE_NAME}.kfserving-system.svc"
+    host = f"{WEBHOOK_SERVICE_NAME}.kfserving-system.svc"
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
             context.wrap_socket(raw, server_hostname=host) as tls:
         der = tls.getpeercert(binary_form=True)
