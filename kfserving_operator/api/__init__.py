@@ -24,6 +24,7 @@ from kfserving_operator.api.explainer import (
     ExplainerExtensionSpec,
     ExplainerSpec,
 )
+from kfserving_operator.api.field_errors import FieldError, parse_inference_service
 from kfserving_operator.api.inference_service import (
     ComponentSpec,
     InferenceService,
@@ -60,8 +61,6 @@ from kfserving_operator.api.status import (
 )
 from kfserving_operator.api.transformer import TransformerSpec
 from kfserving_operator.api.validation import (
-    FieldError,
-    parse_inference_service,
     validate_inference_service,
     validate_inference_service_dict,
 )

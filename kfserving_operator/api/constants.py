@@ -74,6 +74,7 @@ AUTOSCALING_MAX_SCALE_ANNOTATION: Final = "autoscaling.knative.dev/max-scale"
 AUTOSCALING_TARGET_ANNOTATION: Final = "autoscaling.knative.dev/target"
 AUTOSCALING_METRIC_ANNOTATION: Final = "autoscaling.knative.dev/metric"
 KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
+HPA_CLASS: Final = "hpa.autoscaling.knative.dev"
 
 # Containers and paths.
 MODEL_CONTAINER_NAME: Final = "kfserving-container"

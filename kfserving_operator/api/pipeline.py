@@ -29,12 +29,9 @@ from typing import Any, Final
 
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.defaulting import default_inference_service
+from kfserving_operator.api.field_errors import FieldError, parse_inference_service
 from kfserving_operator.api.inference_service import InferenceService
-from kfserving_operator.api.validation import (
-    FieldError,
-    parse_inference_service,
-    validate_inference_service,
-)
+from kfserving_operator.api.validation import validate_inference_service
 
 Result = tuple[InferenceService | None, list[FieldError]]
 

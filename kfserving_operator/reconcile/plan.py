@@ -25,10 +25,8 @@ from kfserving_operator.api.constants import (
     TRANSFORMER,
     knative_service_name,
 )
+from kfserving_operator.api.field_errors import FieldError
 from kfserving_operator.api.pipeline import parse_and_default
-from kfserving_operator.api.validation import (
-    FieldError,
-)
 from kfserving_operator.reconcile.common import JsonDict, format_time, mapping, text
 from kfserving_operator.reconcile.conditions import (
     REASON_INTERNAL_ERROR,

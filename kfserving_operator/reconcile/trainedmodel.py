@@ -40,6 +40,7 @@ from kfserving_operator.api.constants import (
     model_config_name,
 )
 from kfserving_operator.api.defaulting import predictor_server_config
+from kfserving_operator.api.field_errors import FieldError, field_errors_from_validation_error
 from kfserving_operator.api.inference_service import InferenceService
 from kfserving_operator.api.pipeline import parse_and_default
 from kfserving_operator.api.quantity import QuantityError, parse_quantity
@@ -52,11 +53,7 @@ from kfserving_operator.api.trained_model import (
     PARENT_LABEL,
     TrainedModel,
 )
-from kfserving_operator.api.validation import (
-    FieldError,
-    field_errors_from_validation_error,
-    quantity_error,
-)
+from kfserving_operator.api.values import quantity_error
 from kfserving_operator.reconcile.common import JsonDict, format_time, mapping, text
 from kfserving_operator.reconcile.conditions import (
     TRUE,

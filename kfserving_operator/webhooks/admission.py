@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.api.field_errors import FieldError
 from kfserving_operator.api.pipeline import default_for_admission, validate_for_admission
-from kfserving_operator.api.validation import FieldError
 from kfserving_operator.podmutation.credentials import CredentialSources
 from kfserving_operator.podmutation.errors import PodMutationError
 from kfserving_operator.podmutation.mutator import is_in_scope, mutate_pod, pod_patch
