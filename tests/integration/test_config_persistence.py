@@ -23,8 +23,8 @@ from tests.integration.test_config_reload import (  # noqa: F401  (fixture)
     _image,
     config_map,
 )
-from tests.integration.test_reconcile import sklearn_isvc
 from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import sklearn_isvc
 from tests.support.knative import KnativeStandIn
 from tests.support.operator import OperatorProcess
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_reconcile import get_or_none
 from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import get_or_none
 from tests.support.operator import OperatorProcess
 
 

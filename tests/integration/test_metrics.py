@@ -7,8 +7,8 @@ from collections.abc import Iterable
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_reconcile import isvc_status, sklearn_isvc
 from tests.support.cluster import Cluster, KubectlError, wait_for
+from tests.support.isvc import isvc_status, sklearn_isvc
 from tests.support.operator import OperatorProcess
 from tests.support.replicas import http_get
 
