@@ -44,6 +44,7 @@ from kfserving_operator.api.constants import WEBHOOK_SERVICE_NAME
 from kfserving_operator.webhooks import certificates
 from tests.support.balancer import LoopbackBalancer
 from tests.support.cluster import Cluster, bare_local_cluster, install_crds, wait_for
+from tests.support.metrics import parse, value
 from tests.support.operator import audit_writes
 from tests.support.replicas import Replica, ReplicaSet, describe, writes_by_user
 
@@ -137,16 +138,6 @@ def _seconds(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of a Prometheus exposition (0 when absent)."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def test_two_replicas_only_the_leader_writes_handover_and_rolling_restart(
         ha_cluster: Cluster, tmp_path: Path, report: Callable[[str], None]) -> None:
     cluster = ha_cluster
@@ -210,10 +201,10 @@ def test_two_replicas_only_the_leader_writes_handover_and_rolling_restart(
         assert len(leader_writes) >= 2 * len(names)  # children and status of each
         # Each replica's metrics say the same: only the leader reconciled.
         leader_metrics, follower_metrics = leader.metrics(), follower.metrics()
-        assert _metric(leader_metrics, "kfserving_leader") == 1
-        assert _metric(follower_metrics, "kfserving_leader") == 0
-        assert _metric(leader_metrics, "kfserving_reconcile_total", result="success") >= 4
-        assert _metric(follower_metrics, "kfserving_reconcile_total", result="success") == 0
+        assert value(parse(leader_metrics), "kfserving_leader") == 1
+        assert value(parse(follower_metrics), "kfserving_leader") == 0
+        assert value(parse(leader_metrics), "kfserving_reconcile_total", result="success") >= 4
+        assert value(parse(follower_metrics), "kfserving_reconcile_total", result="success") == 0
         assert "reconcile ha-models/model-0: " in leader.log()
         # b logs JSON: every line is one object, kopf's and the libraries' included.
         records = [json.loads(line) for line in b.log().splitlines()]

@@ -246,20 +246,21 @@ def test_no_writes_when_nothing_changed_and_across_restart(
                                  namespace), message="VirtualService")
     time.sleep(2)  # let the last status write and its watch events settle
 
-    offset = operator.audit_offset()
+    offset, since = operator.audit_offset(), operator.log_offset()
     # Events that make the operator reconcile without changing anything it owns.
     cluster.kubectl("annotate", "services.serving.knative.dev", "iris-predictor-default",
                     "-n", namespace, "example.com/touched=1")
     cluster.kubectl("label", "virtualservices.networking.istio.io", "iris", "-n", namespace,
                     "example.com/touched=1")
     knative.observe("iris-predictor-default", ready=True)  # same status again
-    time.sleep(3)
+    # First the proof that the operator is alive and reconciled after those events.
+    operator.wait_reconciled(f"{namespace}/iris", since=since)
     writes = operator.writes_since(offset, namespace)
     assert writes == [], yaml.safe_dump([(w["verb"], w["requestURI"]) for w in writes])
 
-    offset = operator.audit_offset()
+    offset, since = operator.audit_offset(), operator.log_offset()
     operator.restart()
-    time.sleep(4)
+    operator.wait_reconciled(f"{namespace}/iris", since=since)  # the start's resync
     writes = operator.writes_since(offset, namespace)
     assert writes == [], yaml.safe_dump([(w["verb"], w["requestURI"]) for w in writes])
     assert condition(isvc_status(cluster, namespace, "iris"), "Ready")["status"] == "True"
