@@ -63,6 +63,7 @@ crds-check: venv
 lint: venv
 	$(VENV)/bin/ruff check kfserving_operator tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	bash hack/lint-workflows.sh
 
 ## Every rendered example and golden child through Knative's and Istio's own Go code.

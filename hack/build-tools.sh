@@ -10,6 +10,11 @@
 #                              images, MinIO, Traefik, CoreDNS); no helm
 #   hack/build-tools.sh plane  only the control plane (the fallback when the lane cannot run)
 #   hack/build-tools.sh k8s|etcd|helm|kwok|knative|node|minio|traefik|coredns   one of them
+#   hack/build-tools.sh probe  a one-file Go tool that only tests this script's locking
+#
+# Runs may overlap (`make run` in one shell, `make test` in another): each tool is built
+# under a lock of its own, so a second run waits for the first and then finds it cached.
+# Each build writes into a directory of its own and renames it into place in one step.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -47,44 +52,44 @@ build_k8s() {
   # does not rebuild the others.
   local packages=()
   for name in "${missing[@]}"; do packages+=("k8s.io/kubernetes/cmd/$name"); done
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local tmp; tmp="$(scratch "$out")"
   timed "k8s $K8S_VERSION: building ${missing[*]}" \
     bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/k8sbin" \
-      -trimpath -buildvcs=false -tags selinux,notest -ldflags "$ldf" -o "$out.tmp/" "${packages[@]}"
+      -trimpath -buildvcs=false -tags selinux,notest -ldflags "$ldf" -o "$tmp/" "${packages[@]}"
   mkdir -p "$out"
-  for name in "${missing[@]}"; do mv -f "$out.tmp/$name" "$out/$name"; done
-  rm -rf "$out.tmp"
+  for name in "${missing[@]}"; do mv -f "$tmp/$name" "$out/$name"; done
+  rm -rf "$tmp"
 }
 
 build_etcd() {
   local out="$CACHE/etcd/$ETCD_VERSION"
   if [[ -x "$out/etcd" ]]; then echo "etcd $ETCD_VERSION: cached in $out"; return; fi
   echo "etcd $ETCD_VERSION: building"
-  mkdir -p "$out.tmp"
+  local tmp; tmp="$(scratch "$out")"
   (cd "$ROOT/hack/etcdbin" && go build -trimpath -buildvcs=false -ldflags "-s -w" \
-     -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3)
-  rm -rf "$out"; mv "$out.tmp" "$out"
+     -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
+  move_into_place "$tmp" "$out"
 }
 
 build_helm() {
   local out="$CACHE/helm/$HELM_VERSION"
   if [[ -x "$out/helm" ]]; then echo "helm $HELM_VERSION: cached in $out"; return; fi
   echo "helm $HELM_VERSION: building"
-  mkdir -p "$out.tmp"
+  local tmp; tmp="$(scratch "$out")"
   (cd "$ROOT/hack/helmbin" && go build -trimpath -buildvcs=false \
      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor" \
-     -o "$out.tmp/helm" helm.sh/helm/v3/cmd/helm)
-  rm -rf "$out"; mv "$out.tmp" "$out"
+     -o "$tmp/helm" helm.sh/helm/v3/cmd/helm)
+  move_into_place "$tmp" "$out"
 }
 
 build_kwok() {
   local out="$CACHE/kwok/$KWOK_VERSION"
   if [[ -x "$out/kwok" ]]; then echo "kwok $KWOK_VERSION: cached in $out"; return; fi
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local tmp; tmp="$(scratch "$out")"
   timed "kwok $KWOK_VERSION: building" \
     bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/kwokbin" \
-      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/kwok" sigs.k8s.io/kwok/cmd/kwok
-  rm -rf "$out"; mv "$out.tmp" "$out"
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/kwok" sigs.k8s.io/kwok/cmd/kwok
+  move_into_place "$tmp" "$out"
 }
 
 # Knative Serving: upstream's webhook and autoscaler unchanged, plus our two small mains
@@ -103,17 +108,60 @@ build_knative() {
         && -x "$out/knative-autoscaler" && -x "$out/kingress-istio" ]]; then
     echo "knative $KNATIVE_VERSION: cached in $out"; return
   fi
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local tmp; tmp="$(scratch "$out")"
   # One `go build` for all four: shared packages compile once.
   timed "knative $KNATIVE_VERSION: building controller, webhook, autoscaler, kingress" \
     bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/knativebin" \
-      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/" \
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/" \
       ./controller ./kingress knative.dev/serving/cmd/webhook knative.dev/serving/cmd/autoscaler
-  mv "$out.tmp/controller" "$out.tmp/knative-controller"
-  mv "$out.tmp/webhook" "$out.tmp/knative-webhook"
-  mv "$out.tmp/autoscaler" "$out.tmp/knative-autoscaler"
-  mv "$out.tmp/kingress" "$out.tmp/kingress-istio"
-  rm -rf "$out"; mv "$out.tmp" "$out"
+  mv "$tmp/controller" "$tmp/knative-controller"
+  mv "$tmp/webhook" "$tmp/knative-webhook"
+  mv "$tmp/autoscaler" "$tmp/knative-autoscaler"
+  mv "$tmp/kingress" "$tmp/kingress-istio"
+  move_into_place "$tmp" "$out"
+}
+
+# A tool of one small file, built like the others: tests/integration/test_build_tools.py
+# races two runs of this script on it. Not part of any group.
+build_probe() {
+  local out="$CACHE/probe/v1"
+  if [[ -x "$out/probe" ]]; then echo "probe: cached in $out"; return; fi
+  echo "probe: building"
+  local tmp; tmp="$(scratch "$out")"
+  (cd "$ROOT/hack/probebin" && go build -trimpath -buildvcs=false -o "$tmp/probe" .)
+  move_into_place "$tmp" "$out"
+}
+
+# A fresh build directory beside `out`, unique to this run. Leftovers of killed builds of
+# the same tool go first (the tool's lock is held, so none of them is still in use).
+scratch() {
+  local out="$1"
+  rm -rf "$out".tmp*
+  mkdir -p "$(dirname "$out")"
+  local tmp; tmp="$(mktemp -d "$out.tmp.XXXXXX")"
+  chmod 755 "$tmp"
+  echo "$tmp"
+}
+
+# Replace `out` by the finished `tmp` with one rename: `out` is absent or complete, never
+# half-written. Whatever `out` held is incomplete (its binaries were not all there).
+move_into_place() {
+  local tmp="$1" out="$2"
+  rm -rf "$out"
+  mv -T "$tmp" "$out"
+}
+
+# Run a command holding the lock `name` in the cache; a second holder waits for it.
+with_lock() {
+  local name="$1"; shift
+  mkdir -p "$CACHE/.locks"
+  (
+    if ! flock -n 9; then
+      echo "$name: another run of this script holds it; waiting"
+      flock 9
+    fi
+    "$@"
+  ) 9>"$CACHE/.locks/$name.lock"
 }
 
 # Knative's data plane for the real node: queue-proxy (into an image, by
@@ -126,14 +174,14 @@ build_knative_data() {
   if [[ -x "$out/knative-queue" && -x "$out/knative-activator" ]]; then
     echo "knative $KNATIVE_VERSION queue-proxy, activator: cached in $out"; return
   fi
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local tmp; tmp="$(scratch "$out")"
   timed "knative $KNATIVE_VERSION: building queue-proxy, activator" \
     bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/knativebin" \
-      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/" \
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/" \
       knative.dev/serving/cmd/queue knative.dev/serving/cmd/activator
-  mv "$out.tmp/queue" "$out.tmp/knative-queue"
-  mv "$out.tmp/activator" "$out.tmp/knative-activator"
-  rm -rf "$out"; mv "$out.tmp" "$out"
+  mv "$tmp/queue" "$tmp/knative-queue"
+  mv "$tmp/activator" "$tmp/knative-activator"
+  move_into_place "$tmp" "$out"
 }
 
 # MinIO, the lane's model store (kfserving_operator/cluster/modelstore.py), unchanged from its
@@ -143,11 +191,11 @@ build_minio() {
   version="$(awk '$1 == "require" && $2 == "github.com/minio/minio" {print $3}' "$ROOT/hack/miniobin/go.mod")"
   out="$CACHE/minio/$version"
   if [[ -x "$out/minio" ]]; then echo "minio $version: cached in $out"; return; fi
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local tmp; tmp="$(scratch "$out")"
   timed "minio $version: building" \
     bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/miniobin" \
-      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/minio" github.com/minio/minio
-  rm -rf "$out"; mv "$out.tmp" "$out"
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/minio" github.com/minio/minio
+  move_into_place "$tmp" "$out"
 }
 
 # Traefik, the lane's ingress (its Knative provider implements KIngress), unchanged from its
@@ -157,12 +205,12 @@ build_traefik() {
   version="$(awk '$1 == "require" && $2 == "github.com/traefik/traefik/v3" {print $3}' "$ROOT/hack/traefikbin/go.mod")"
   out="$CACHE/traefik/$version"
   if [[ -x "$out/traefik" ]]; then echo "traefik $version: cached in $out"; return; fi
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local tmp; tmp="$(scratch "$out")"
   timed "traefik $version: building" \
     bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/traefikbin" \
       -trimpath -buildvcs=false -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$version" \
-      -o "$out.tmp/traefik" github.com/traefik/traefik/v3/cmd/traefik
-  rm -rf "$out"; mv "$out.tmp" "$out"
+      -o "$tmp/traefik" github.com/traefik/traefik/v3/cmd/traefik
+  move_into_place "$tmp" "$out"
 }
 
 # CoreDNS, the lane's cluster DNS (kubernetes plugin), unchanged from its module.
@@ -171,11 +219,11 @@ build_coredns() {
   version="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$ROOT/hack/corednsbin/go.mod")"
   out="$CACHE/coredns/$version"
   if [[ -x "$out/coredns" ]]; then echo "coredns $version: cached in $out"; return; fi
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local tmp; tmp="$(scratch "$out")"
   timed "coredns $version: building" \
     bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/corednsbin" \
-      -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/coredns" github.com/coredns/coredns
-  rm -rf "$out"; mv "$out.tmp" "$out"
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/coredns" github.com/coredns/coredns
+  move_into_place "$tmp" "$out"
 }
 
 # The real node's images (pause, queue-proxy, storage initializer, model servers) and the
@@ -259,6 +307,14 @@ link_bins() {
   return 0
 }
 
+# Every build_<tool> (and link_bins) runs under its tool's lock: a function defined above
+# is renamed to unlocked_<name> and called through with_lock, so a build function added
+# later is locked without more ado.
+for fn in $(compgen -A function build_) link_bins; do
+  eval "unlocked_$(declare -f "$fn")"
+  eval "$fn() { with_lock ${fn#build_} unlocked_$fn \"\$@\"; }"
+done
+
 what="${1:-all}"
 case "$what" in
   k8s) build_k8s ;;
@@ -266,6 +322,7 @@ case "$what" in
   helm) build_helm ;;
   kwok) build_kwok ;;
   knative) build_knative ;;
+  probe) build_probe ;;
   plane) build_etcd; build_k8s ;;
   node) build_node_images; build_minio; build_traefik; build_coredns ;;
   minio) build_minio ;;
@@ -275,7 +332,7 @@ case "$what" in
         build_traefik; build_coredns ;;
   all) build_etcd; build_k8s; build_helm; build_kwok; build_knative; build_node_images; build_minio
        build_traefik; build_coredns ;;
-  *) echo "usage: $0 [all|lane|plane|k8s|etcd|helm|kwok|knative|node|minio|traefik|coredns]" >&2
+  *) echo "usage: $0 [all|lane|plane|k8s|etcd|helm|kwok|knative|node|minio|traefik|coredns|probe]" >&2
      exit 2 ;;
 esac
 link_bins

@@ -27,7 +27,7 @@ from kfserving_operator import __version__
 
 if TYPE_CHECKING:
     from kfserving_operator.cluster.localplane import LocalControlPlane
-    from kfserving_operator.operator.handlers import OperatorOptions
+    from kfserving_operator.operator.runtime import OperatorOptions
 
 
 def _cluster(args: argparse.Namespace) -> int:
@@ -179,8 +179,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def run_options(args: argparse.Namespace) -> OperatorOptions:
     """The operator's options from ``run``'s arguments, with the mode's defaults filled in."""
-    from kfserving_operator.operator.handlers import OperatorOptions
     from kfserving_operator.operator.main import operator_namespace, resolve_webhook_mode
+    from kfserving_operator.operator.runtime import OperatorOptions
 
     mode = resolve_webhook_mode(args.webhooks)
     in_cluster = mode == "cluster"

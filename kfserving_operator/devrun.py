@@ -24,7 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from kfserving_operator.api.config import CONFIGMAP_NAME, DEFAULT_NAMESPACE, OperatorConfig
+from kfserving_operator.api.config import CONFIGMAP_NAME, OperatorConfig
+from kfserving_operator.api.constants import OPERATOR_NAMESPACE as DEFAULT_NAMESPACE
 from kfserving_operator.cluster import netns
 from kfserving_operator.cluster.localconfig import local_operator_config
 from kfserving_operator.cluster.localplane import (

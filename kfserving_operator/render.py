@@ -26,11 +26,12 @@ import yaml
 from kfserving_operator.api.config import OperatorConfig, parse_operator_config
 from kfserving_operator.api.constants import API_VERSION, KNATIVE_API_VERSION
 from kfserving_operator.api.conversion import to_v1beta1
+from kfserving_operator.api.pipeline import parse_and_default
 from kfserving_operator.api.trained_model import TM_API_VERSION, TM_KIND
 from kfserving_operator.api.v1alpha2 import V1ALPHA2_API_VERSION
 from kfserving_operator.api.v1alpha2_admission import default_v1alpha2, validate_v1alpha2
 from kfserving_operator.reconcile.common import JsonDict, is_cluster_local, mapping, text
-from kfserving_operator.reconcile.plan import Observed, Plan, parse_and_default, plan_reconcile
+from kfserving_operator.reconcile.plan import Observed, Plan, plan_reconcile
 from kfserving_operator.reconcile.trainedmodel import plan_trained_models, read_parent
 
 DEFAULT_NAMESPACE: Final = "default"

@@ -6,7 +6,6 @@ Pure code: nothing here talks to a cluster or imports kopf.
 from kfserving_operator.api.base import ApiModel
 from kfserving_operator.api.components import (
     CUSTOM,
-    LOGGER_MODES,
     PROTOCOL_VERSIONS,
     SCALE_METRICS,
     BatcherSpec,
@@ -15,6 +14,7 @@ from kfserving_operator.api.components import (
     LoggerSpec,
 )
 from kfserving_operator.api.config import OperatorConfig, parse_operator_config
+from kfserving_operator.api.constants import LOGGER_MODES
 from kfserving_operator.api.defaulting import default_inference_service, predictor_server_config
 from kfserving_operator.api.explainer import (
     EXPLAINER_FRAMEWORKS,
@@ -24,6 +24,7 @@ from kfserving_operator.api.explainer import (
     ExplainerExtensionSpec,
     ExplainerSpec,
 )
+from kfserving_operator.api.field_errors import FieldError, parse_inference_service
 from kfserving_operator.api.inference_service import (
     ComponentSpec,
     InferenceService,
@@ -60,8 +61,6 @@ from kfserving_operator.api.status import (
 )
 from kfserving_operator.api.transformer import TransformerSpec
 from kfserving_operator.api.validation import (
-    FieldError,
-    parse_inference_service,
     validate_inference_service,
     validate_inference_service_dict,
 )

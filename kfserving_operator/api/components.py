@@ -12,9 +12,8 @@ from typing import Any, ClassVar, Final, NamedTuple
 from pydantic import Field
 
 from kfserving_operator.api.base import ApiModel
+from kfserving_operator.api.constants import LOGGER_MODES
 
-LOGGER_MODES: Final = ("all", "request", "response")
-DEFAULT_LOGGER_MODE: Final = "all"
 SCALE_METRICS: Final = ("cpu", "memory", "concurrency", "rps")
 PROTOCOL_VERSIONS: Final = ("v1", "v2")
 PROTOCOL_V1: Final = "v1"

@@ -24,7 +24,6 @@ CONFIGMAP_NAME = "inferenceservice-config"
 # The operator's own copy of the config in force, so that a restart while the user's ConfigMap
 # is broken or deleted carries on with the last good config, not with the built-in defaults.
 LAST_GOOD_CONFIGMAP_NAME = "inferenceservice-config-last-good"
-DEFAULT_NAMESPACE = "kfserving-system"
 
 # Runtime images are pinned to KServe v0.15.2 where KServe still ships that server; the
 # v1beta1 frameworks KServe has since dropped (the kfserving pytorchserver, alibi and aix

@@ -74,6 +74,7 @@ AUTOSCALING_MAX_SCALE_ANNOTATION: Final = "autoscaling.knative.dev/max-scale"
 AUTOSCALING_TARGET_ANNOTATION: Final = "autoscaling.knative.dev/target"
 AUTOSCALING_METRIC_ANNOTATION: Final = "autoscaling.knative.dev/metric"
 KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
+HPA_CLASS: Final = "hpa.autoscaling.knative.dev"
 
 # Containers and paths.
 MODEL_CONTAINER_NAME: Final = "kfserving-container"
@@ -95,7 +96,36 @@ REVISION_SUFFIX_LENGTH: Final = len("-00001")
 PREV_TAG: Final = "prev"
 LATEST_TAG: Final = "latest"
 
+# The installation: the operator's namespace (the default), its webhook Service, and its own
+# name, which is its field manager and its managed-by label value.
+OPERATOR_NAMESPACE: Final = "kfserving-system"
+WEBHOOK_SERVICE_NAME: Final = "kfserving-webhook-server-service"
+OPERATOR_NAME: Final = "kfserving-operator"
+V1ALPHA2_VERSION: Final = "v1alpha2"
+APIEXTENSIONS_API_VERSION: Final = "apiextensions.k8s.io/v1"
+
+# Conditions: the types every status has, and the values and reasons several layers write.
+READY: Final = "Ready"
+INGRESS_READY: Final = "IngressReady"
+FALSE: Final = "False"
+REASON_INVALID_SPEC: Final = "InvalidSpec"
+
+# The logger's modes, as the agent takes them.
+LOGGER_MODES: Final = ("all", "request", "response")
+DEFAULT_LOGGER_MODE: Final = "all"
+# The storage URI the model server or the agent reads (env var), and Azure blob hosts.
+STORAGE_URI_ENV: Final = "STORAGE_URI"
+AZURE_BLOB_HOST_SUFFIX: Final = ".blob.core.windows.net"
+# Frameworks whose server takes an ``--nthread`` argument.
+NTHREAD_FRAMEWORKS: Final = ("xgboost", "lightgbm")
+
 
 def knative_service_name(isvc_name: str, component: str) -> str:
     """The Knative Service of one component: ``<isvc>-<component>-default``."""
     return f"{isvc_name}-{component}-default"
+
+
+def model_config_name(isvc_name: str, shard: int = 0) -> str:
+    """The multi-model config ConfigMap: ``modelconfig-<isvc>-<shard>`` (KFServing uses one
+    shard per InferenceService; the name keeps the shard suffix)."""
+    return f"modelconfig-{isvc_name}-{shard}"

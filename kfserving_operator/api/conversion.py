@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlparse
 
-from kfserving_operator.api.constants import API_VERSION, GROUP, PREDICTOR
+from kfserving_operator.api.constants import API_VERSION, GROUP, NTHREAD_FRAMEWORKS, PREDICTOR
 from kfserving_operator.api.explainer import EXPLAINER_FRAMEWORKS
 from kfserving_operator.api.predictor import FRAMEWORKS
 from kfserving_operator.api.v1alpha2 import V1ALPHA2_API_VERSION
@@ -61,7 +61,6 @@ COMPONENT_NAMES: Final = ("predictor", "transformer", "explainer")
 SHARED_PREDICTORS: Final = (
     "sklearn", "xgboost", "tensorflow", "pytorch", "triton", "onnx", "pmml", "lightgbm")
 SHARED_EXPLAINERS: Final = ("alibi", "aix")
-NTHREAD_FRAMEWORKS: Final = ("xgboost", "lightgbm")
 NTHREAD_ARG: Final = "--nthread="
 # Fields of v1alpha2's DeploymentSpec and their v1beta1 names.
 DEPLOYMENT_FIELDS: Final = (

@@ -23,14 +23,13 @@ from decimal import Decimal
 
 from kfserving_operator.api.components import (
     CUSTOM,
-    DEFAULT_LOGGER_MODE,
     PROTOCOL_V1,
     PROTOCOL_V2,
     ComponentExtensionSpec,
     Implementation,
 )
 from kfserving_operator.api.config import OperatorConfig, PredictorConfig
-from kfserving_operator.api.constants import MODEL_CONTAINER_NAME
+from kfserving_operator.api.constants import DEFAULT_LOGGER_MODE, MODEL_CONTAINER_NAME
 from kfserving_operator.api.explainer import ExplainerExtensionSpec
 from kfserving_operator.api.inference_service import InferenceService
 from kfserving_operator.api.podspec import ContainerFields, ResourceRequirements

@@ -11,6 +11,7 @@ from typing import Final, Literal
 from pydantic import Field
 
 from kfserving_operator.api.base import ApiModel
+from kfserving_operator.api.constants import READY
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 CONDITION_STATUSES: Final = ("True", "False", "Unknown")
@@ -19,11 +20,9 @@ CONDITION_STATUSES: Final = ("True", "False", "Unknown")
 # with upstream's one irregular name kept: every KFServing and KServe release writes the
 # explainer's route condition as "ExplainerRoutesReady" (plural). KFServing 0.6's typo
 # "TransformerConfigurationeReady" was fixed by later KServe, and is fixed here too.
-READY: Final = "Ready"
 PREDICTOR_READY: Final = "PredictorReady"
 TRANSFORMER_READY: Final = "TransformerReady"
 EXPLAINER_READY: Final = "ExplainerReady"
-INGRESS_READY: Final = "IngressReady"
 PREDICTOR_ROUTE_READY: Final = "PredictorRouteReady"
 TRANSFORMER_ROUTE_READY: Final = "TransformerRouteReady"
 EXPLAINER_ROUTE_READY: Final = "ExplainerRoutesReady"

@@ -14,8 +14,8 @@ from typing import ClassVar, Final
 from pydantic import Field
 
 from kfserving_operator.api.base import ApiModel
-from kfserving_operator.api.components import LOGGER_MODES
-from kfserving_operator.api.constants import GROUP
+from kfserving_operator.api.constants import GROUP, LOGGER_MODES
+from kfserving_operator.api.constants import V1ALPHA2_VERSION as V1ALPHA2
 from kfserving_operator.api.explainer import AIX_TYPES, ALIBI_TYPES
 from kfserving_operator.api.inference_service import ObjectMeta, Resource
 from kfserving_operator.api.podspec import Container, ResourceRequirements
@@ -26,7 +26,6 @@ from kfserving_operator.api.status import (
     StatusModel,
 )
 
-V1ALPHA2: Final = "v1alpha2"
 V1ALPHA2_API_VERSION: Final = f"{GROUP}/{V1ALPHA2}"
 # v1alpha2 pytorch is always KFServing's pytorchserver, which needs a model class.
 DEFAULT_PYTORCH_MODEL_CLASS: Final = "PyTorchModel"

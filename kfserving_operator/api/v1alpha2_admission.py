@@ -26,16 +26,16 @@ from pydantic import ValidationError
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.conversion import to_v1alpha2, to_v1beta1
 from kfserving_operator.api.defaulting import default_inference_service
+from kfserving_operator.api.field_errors import (
+    FieldError,
+    field_errors_from_validation_error,
+    parse_inference_service,
+)
 from kfserving_operator.api.v1alpha2 import (
     DEFAULT_PYTORCH_MODEL_CLASS,
     InferenceServiceV1alpha2,
 )
-from kfserving_operator.api.validation import (
-    FieldError,
-    field_errors_from_validation_error,
-    parse_inference_service,
-    validate_inference_service,
-)
+from kfserving_operator.api.validation import validate_inference_service
 
 CANARY_NOT_SUPPORTED: Final = (
     "Canary rollout is no longer supported on v1alpha2, please convert to v1beta1 to use the "

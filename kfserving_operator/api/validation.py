@@ -1,5 +1,9 @@
 """The validating webhook's logic: every rule of reference section 2.2, and a few more.
 
+The rules live here; what they build on lives beside them, one concern each: field errors and
+parsing (``field_errors.py``), generated names and their lengths (``child_names.py``), checks
+of single values (``values.py``) and what Knative refuses (``knative_limits.py``).
+
 ``validate_inference_service`` returns *all* problems, each as a :class:`FieldError` naming the
 field (``spec.predictor.canaryTrafficPercent``) and what is allowed, in a stable order: metadata
 first, then predictor, transformer, explainer; within a component the implementation count, the
@@ -13,22 +17,21 @@ the semantic rules need a parsed object.
 
 from __future__ import annotations
 
-import difflib
-import re
-import types
-import typing
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Final, Union
-from urllib.parse import urlparse
+from typing import Any, Final
 
-from pydantic import BaseModel, ValidationError
-
+from kfserving_operator.api.child_names import (
+    GENERATED_NAME_SUFFIX_LENGTH,
+    NAME_PATTERN,
+    NAME_RE,
+    describe_components,
+    generated_names,
+    max_name_length,
+)
 from kfserving_operator.api.components import (
     CUSTOM,
     CUSTOM_FIELD,
-    LOGGER_MODES,
     PROTOCOL_V1,
     PROTOCOL_V2,
     PROTOCOL_VERSIONS,
@@ -39,57 +42,56 @@ from kfserving_operator.api.components import (
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.constants import (
     AUTOSCALING_CLASS_ANNOTATION,
-    AUTOSCALING_MAX_SCALE_ANNOTATION,
-    AUTOSCALING_MIN_SCALE_ANNOTATION,
-    AUTOSCALING_TARGET_ANNOTATION,
     DNS_LABEL_MAX,
-    ENABLE_TAG_ROUTING_ANNOTATION,
     EXPLAINER,
     GPU_RESOURCE,
-    LATEST_TAG,
+    HPA_CLASS,
+    KPA_CLASS,
+    LOGGER_MODES,
     PREDICTOR,
-    PREV_TAG,
-    QUEUE_PROXY_CONTAINER_NAME,
-    REVISION_SUFFIX_LENGTH,
     STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS,
     TRANSFORMER,
-    knative_service_name,
 )
 from kfserving_operator.api.explainer import (
     EXPLAINER_FRAMEWORKS,
     EXPLAINER_TYPES,
     ExplainerExtensionSpec,
 )
+from kfserving_operator.api.field_errors import (
+    FieldError,
+    format_path,
+    parse_inference_service,
+)
 from kfserving_operator.api.inference_service import ComponentSpec, InferenceService
+from kfserving_operator.api.knative_limits import (
+    AUTOSCALING_BOUNDS,
+    INT32_MAX,
+    KNATIVE_MAX_CONTAINER_CONCURRENCY,
+    KNATIVE_MAX_TIMEOUT_SECONDS,
+    KNATIVE_PORT_NAMES,
+    KNATIVE_RESERVED_CONTAINER_NAMES,
+    KNATIVE_RESERVED_ENV,
+    KNATIVE_RESERVED_PORTS,
+)
 from kfserving_operator.api.podspec import Container, ContainerFields
 from kfserving_operator.api.predictor import (
     FRAMEWORKS,
     ONNXRuntimeSpec,
     PredictorExtensionSpec,
 )
-from kfserving_operator.api.quantity import QuantityError, parse_quantity
-
-NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-_NAME_RE: Final = re.compile(NAME_PATTERN)
-# Characters Kubernetes appends to generateName.
-GENERATED_NAME_SUFFIX_LENGTH: Final = 5
-
-STORAGE_URI_PREFIXES: Final = (
-    "gs://",
-    "s3://",
-    "pvc://",
-    "file://",
-    "http://",
-    "https://",
-    "hdfs://",
-    "webhdfs://",
+from kfserving_operator.api.values import (
+    DNS_LABEL_RE,
+    QUALIFIED_RESOURCE_RE,
+    STANDARD_RESOURCES,
+    TAG_RE,
+    image_reference_error,
+    is_http_url,
+    overcommit_forbidden,
+    path_extension,
+    quantity_error,
+    quantity_value,
+    storage_uri_error,
 )
-AZURE_BLOB_HOST_SUFFIX: Final = ".blob.core.windows.net"
-_AZURE_BLOB_RE: Final = re.compile(r"^https://[a-z0-9]+\.blob\.core\.windows\.net/[^/]+(/.*)?$")
-_SCHEME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
-HPA_CLASS: Final = "hpa.autoscaling.knative.dev"
 
 # Frameworks that serve exactly one protocol.
 V1_ONLY_FRAMEWORKS: Final = ("tensorflow", "onnx", "pmml", "lightgbm", "paddle")
@@ -100,279 +102,6 @@ ALLOWED_IMPLEMENTATIONS: Final[dict[str, tuple[str, ...]]] = {
     TRANSFORMER: (CUSTOM_FIELD,),
     EXPLAINER: (*EXPLAINER_FRAMEWORKS, CUSTOM_FIELD),
 }
-
-_PLAIN_SEGMENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-# Limits Knative Serving applies to every revision (its defaults: config-defaults
-# container-concurrency-max-limit and max-revision-timeout-seconds).
-KNATIVE_MAX_CONTAINER_CONCURRENCY: Final = 1000
-KNATIVE_MAX_TIMEOUT_SECONDS: Final = 600
-INT32_MAX: Final = 2**31 - 1
-# Ports the queue-proxy and Knative's metrics and profiling listen on in every pod.
-KNATIVE_RESERVED_PORTS: Final = frozenset({8008, 8012, 8013, 8022, 9090, 9091})
-KNATIVE_PORT_NAMES: Final = ("", "h2c", "http1")
-KNATIVE_RESERVED_ENV: Final = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
-KNATIVE_RESERVED_CONTAINER_NAMES: Final = (QUEUE_PROXY_CONTAINER_NAME,)
-# Numeric autoscaling annotations, copied from the InferenceService onto the revision:
-# (least, greatest, integer only) as Knative checks them.
-AUTOSCALING_BOUNDS: Final[dict[str, tuple[float, float, bool]]] = {
-    AUTOSCALING_MIN_SCALE_ANNOTATION: (0, INT32_MAX, True),
-    AUTOSCALING_MAX_SCALE_ANNOTATION: (0, INT32_MAX, True),
-    "autoscaling.knative.dev/initial-scale": (0, INT32_MAX, True),
-    AUTOSCALING_TARGET_ANNOTATION: (0.01, float("inf"), False),
-    "autoscaling.knative.dev/target-utilization-percentage": (1, 100, False),
-    "autoscaling.knative.dev/panic-window-percentage": (1, 100, False),
-    "autoscaling.knative.dev/panic-threshold-percentage": (110, 1000, False),
-}
-# Container image references as registries parse them: [host[:port]/]path[:tag][@digest].
-_IMAGE_RE: Final = re.compile(
-    r"^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
-)
-_TAG_RE: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DNS_LABEL_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-# Resource names Kubernetes knows without a domain; anything else must be domain/name.
-STANDARD_RESOURCES: Final = frozenset({"cpu", "memory", "ephemeral-storage"})
-_QUALIFIED_RESOURCE_RE: Final = re.compile(
-    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-
-
-def image_reference_error(image: str) -> str | None:
-    """Why ``image`` is not a container image reference, or None."""
-    if len(image) > 255 or not _IMAGE_RE.match(image):
-        return ("must be a container image reference such as registry.example.com/team/"
-                f"model-server:1.0 (lower-case repository, optional tag and digest); got {image!r}")
-    return None
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One problem with one field of an InferenceService."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-def format_path(segments: Iterable[str | int]) -> str:
-    """``("spec", "predictor", "containers", 0, "env")`` -> ``spec.predictor.containers[0].env``.
-
-    Map keys that are not plain identifiers (``nvidia.com/gpu``) are written in brackets.
-    """
-    out = ""
-    for segment in segments:
-        if isinstance(segment, int):
-            out += f"[{segment}]"
-        elif segment == "[key]":
-            continue
-        elif _PLAIN_SEGMENT.match(segment):
-            out += f".{segment}" if out else segment
-        else:
-            out += f"[{segment}]"
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Parsing raw objects
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Strip Optional/list/dict/Annotated wrappers down to a model class (or None)."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) != 1:
-                return None
-            annotation = args[0]
-        else:
-            return annotation
-
-
-def _model_at(segments: Sequence[str | int]) -> type[BaseModel] | None:
-    """The model class found by following ``segments`` from InferenceService, if any."""
-    current: Any = InferenceService
-    for segment in segments:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            if isinstance(segment, int):
-                return None
-            field = next(
-                (f for n, f in current.model_fields.items() if (f.alias or n) == segment), None
-            )
-            if field is None:
-                return None
-            current = _unwrap(field.annotation)
-        else:
-            origin = typing.get_origin(current)
-            if origin in (list, dict):
-                current = _unwrap(typing.get_args(current)[-1])
-            else:
-                return None
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _describe_pydantic_error(item: Mapping[str, Any]) -> str:
-    kind = str(item.get("type", ""))
-    loc: tuple[str | int, ...] = tuple(item.get("loc", ()))
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        if parent is not None and isinstance(loc[-1], str):
-            allowed = sorted(f.alias or n for n, f in parent.model_fields.items())
-            close = difflib.get_close_matches(loc[-1], allowed, n=1)
-            if close:
-                return f"unknown field (did you mean {close[0]!r}?)"
-            return "unknown field; allowed fields are " + ", ".join(allowed)
-        return "unknown field"
-    if kind == "missing":
-        return "is required"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return "must be an integer"
-    if kind in ("string_type", "string_sub_type"):
-        if any(segment in ("limits", "requests", "overhead") for segment in loc):
-            return "must be a Kubernetes quantity (a string such as 500m or 2Gi, or a number)"
-        return "must be a string"
-    if kind in ("bool_type", "bool_parsing"):
-        return "must be a boolean"
-    if kind in ("dict_type", "model_type", "model_attributes_type", "mapping_type"):
-        return "must be an object"
-    if kind in ("list_type", "tuple_type"):
-        return "must be a list"
-    if kind == "literal_error":
-        expected = (item.get("ctx") or {}).get("expected", "")
-        return f"must be one of {expected}"
-    return str(item.get("msg", "is invalid"))
-
-
-def field_errors_from_validation_error(
-    exc: ValidationError, prefix: Sequence[str | int] = ()
-) -> list[FieldError]:
-    """Turn a pydantic ValidationError on an InferenceService into FieldErrors."""
-    errors: list[FieldError] = []
-    for item in exc.errors():
-        loc = (*prefix, *item["loc"])
-        errors.append(FieldError(format_path(loc) or "(object)", _describe_pydantic_error(item)))
-    return errors
-
-
-def parse_inference_service(
-    data: Mapping[str, Any],
-) -> tuple[InferenceService | None, list[FieldError]]:
-    """Parse a raw object; returns the model, or None and the problems found."""
-    if not isinstance(data, Mapping):
-        return None, [FieldError("(object)", "must be a JSON object")]
-    try:
-        return InferenceService.model_validate(dict(data)), []
-    except ValidationError as exc:
-        return None, field_errors_from_validation_error(exc)
-
-
-# --------------------------------------------------------------------------------------------
-# Name lengths
-
-
-def _shape(components: Sequence[str], tag_routing: bool) -> str:
-    parts = [("an " if c == EXPLAINER else "a ") + c for c in components]
-    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    if tag_routing:
-        text += f' and tag routing ({ENABLE_TAG_ROUTING_ANNOTATION}: "true")'
-    return text
-
-
-def generated_names(
-    name: str, components: Sequence[str], tag_routing: bool
-) -> list[tuple[str, str]]:
-    """Every child name and host label derived from the isvc name, with what it names."""
-    names: list[tuple[str, str]] = []
-    for component in components:
-        ksvc = knative_service_name(name, component)
-        names.append((ksvc, f"the {component} Knative Service"))
-        names.append((f"{ksvc}-{'0' * (REVISION_SUFFIX_LENGTH - 2)}1", f"a {component} revision"))
-        names.append((f"{PREV_TAG}-{ksvc}", f"the {component} '{PREV_TAG}' tag host label"))
-        if tag_routing:
-            names.append((f"{LATEST_TAG}-{ksvc}", f"the {component} '{LATEST_TAG}' tag host label"))
-    return names
-
-
-def max_name_length(components: Sequence[str], tag_routing: bool) -> int:
-    """The longest isvc name whose generated names all fit in a DNS label."""
-    overhead = max(len(n) for n, _ in generated_names("", components, tag_routing))
-    return DNS_LABEL_MAX - overhead
-
-
-# --------------------------------------------------------------------------------------------
-# Single-value checks, usable on their own
-
-
-def storage_uri_error(uri: str) -> str | None:
-    """Why ``uri`` is not an accepted storage URI, or None when it is fine."""
-    if not _SCHEME_RE.match(uri):
-        return None  # a local path
-    allowed = (
-        "must be a local path or a URI starting with one of "
-        + ", ".join(STORAGE_URI_PREFIXES)
-        + f" (Azure: https://<account>{AZURE_BLOB_HOST_SUFFIX}/<container>/<path>)"
-    )
-    host = urlparse(uri).hostname or ""
-    if host.endswith(AZURE_BLOB_HOST_SUFFIX):
-        if not _AZURE_BLOB_RE.match(uri):
-            return (
-                f"an Azure blob URI must look like https://<account>{AZURE_BLOB_HOST_SUFFIX}"
-                f"/<container>/<path>; got {uri!r}"
-            )
-        return None
-    prefix = next((p for p in STORAGE_URI_PREFIXES if uri.startswith(p)), None)
-    if prefix is None:
-        return f"{allowed}; got {uri!r}"
-    if not uri[len(prefix) :].strip("/"):
-        return f"must name a location after {prefix!r}; got {uri!r}"
-    return None
-
-
-def quantity_error(value: object) -> str | None:
-    """Why ``value`` is not a Kubernetes quantity, or None."""
-    if not isinstance(value, str):
-        return f"must be a Kubernetes quantity (examples: 100m, 1, 2Gi); got {value!r}"
-    try:
-        parse_quantity(value)
-    except QuantityError:
-        return f"must be a Kubernetes quantity (examples: 100m, 1, 2Gi, 512Mi); got {value!r}"
-    return None
-
-
-def _quantity(value: object) -> Decimal | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_quantity(value)
-    except QuantityError:
-        return None
-
-
-def _is_http_url(url: str) -> bool:
-    parsed = urlparse(url)
-    return parsed.scheme in ("http", "https") and bool(parsed.hostname)
-
-
-def _overcommit_forbidden(resource: str) -> bool:
-    """Extended resources and huge pages: Kubernetes wants requests equal to limits."""
-    return resource.startswith("hugepages-") or (
-        "/" in resource and not resource.startswith("kubernetes.io/"))
-
-
-def _path_extension(uri: str) -> str:
-    """Extension of the last path element of a storage URI ('' when none)."""
-    path = urlparse(uri).path if _SCHEME_RE.match(uri) else uri
-    last = path.rstrip("/").rsplit("/", 1)[-1]
-    if "." not in last.lstrip("."):
-        return ""
-    return "." + last.rsplit(".", 1)[-1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,7 +127,7 @@ class _Validator:
         if meta.name:
             path: tuple[str, ...] = ("metadata", "name")
             name = meta.name
-            if not _NAME_RE.match(name):
+            if not NAME_RE.match(name):
                 self.add(
                     path,
                     "must consist of lower case alphanumeric characters or '-', start with a "
@@ -419,7 +148,8 @@ class _Validator:
             self.add(
                 path,
                 f"must be at most {limit} characters for an InferenceService with "
-                f"{_shape(components, tag_routing)}: the longest generated name, {what} "
+                f"{describe_components(components, tag_routing)}: the longest generated name, "
+                f"{what} "
                 f"{longest!r}, must be a DNS label of at most {DNS_LABEL_MAX} characters; "
                 f"got {len(name)} characters",
             )
@@ -437,12 +167,12 @@ class _Validator:
                 problem = quantity_error(annotations[key])
                 if problem:
                     self.add(path, problem)
-                amount = _quantity(annotations[key])
+                amount = quantity_value(annotations[key])
                 if amount is not None and amount < 0:
                     self.add(path, f"must be greater than or equal to 0; got {annotations[key]!r}")
                 effective[attribute] = amount
             else:
-                effective[attribute] = _quantity(getattr(storage, attribute))
+                effective[attribute] = quantity_value(getattr(storage, attribute))
         for resource in ("cpu", "memory"):
             request = effective[f"{resource}_request"]
             limit = effective[f"{resource}_limit"]
@@ -501,7 +231,7 @@ class _Validator:
         self.container(path, framework)
         self.serving_containers([(path, framework)])
         version = getattr(framework, "runtime_version", None)
-        if version and not _TAG_RE.match(version):
+        if version and not TAG_RE.match(version):
             self.add((*path, "runtimeVersion"),
                      "must be a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
                      f"not starting with '.' or '-'); got {version!r}")
@@ -548,7 +278,7 @@ class _Validator:
                     f"got {spec.runtime_version!r}",
                 )
         if isinstance(spec, ONNXRuntimeSpec) and spec.storage_uri:
-            extension = _path_extension(spec.storage_uri)
+            extension = path_extension(spec.storage_uri)
             if extension and extension != ".onnx":
                 self.add(
                     (*path, "storageUri"),
@@ -624,12 +354,12 @@ class _Validator:
                 problem = quantity_error(value)
                 if problem:
                     self.add(where, problem)
-                amount = _quantity(value)
+                amount = quantity_value(value)
                 values[kind][resource] = amount
                 self.resource_value(where, resource, value, amount)
         for resource, request in sorted(values["requests"].items()):
             limit = values["limits"].get(resource)
-            if (_overcommit_forbidden(resource) and request is not None and limit is not None
+            if (overcommit_forbidden(resource) and request is not None and limit is not None
                     and request != limit):
                 self.add((*path, "resources", "requests", resource),
                          f"must equal resources.limits.{resource}: Kubernetes does not "
@@ -648,7 +378,7 @@ class _Validator:
                        amount: Decimal | None) -> None:
         """What Kubernetes checks of one requests/limits entry at pod creation."""
         if resource not in STANDARD_RESOURCES and not resource.startswith("hugepages-") and (
-                not _QUALIFIED_RESOURCE_RE.match(resource)):
+                not QUALIFIED_RESOURCE_RE.match(resource)):
             self.add(path, "must be cpu, memory, ephemeral-storage, hugepages-<size> or a "
                            f"domain-qualified name such as nvidia.com/gpu; got {resource!r}")
         if amount is None:
@@ -672,7 +402,7 @@ class _Validator:
                     self.add((*path, "name"), f"duplicate container name {name!r} (also at "
                                               f"{format_path(seen[name])})")
                 seen[name] = path
-                if not _DNS_LABEL_RE.match(name) or len(name) > DNS_LABEL_MAX:
+                if not DNS_LABEL_RE.match(name) or len(name) > DNS_LABEL_MAX:
                     self.add((*path, "name"), "must be a DNS label (lower-case letters, digits "
                                               f"and '-', at most {DNS_LABEL_MAX}); got {name!r}")
                 if name in KNATIVE_RESERVED_CONTAINER_NAMES:
@@ -788,7 +518,7 @@ class _Validator:
                     f"must be one of [{', '.join(LOGGER_MODES)}]; got {mode!r}",
                 )
             url = spec.logger.url
-            if url is not None and not _is_http_url(url):
+            if url is not None and not is_http_url(url):
                 self.add(
                     (*base, "logger", "url"), f"must be an http:// or https:// URL; got {url!r}"
                 )

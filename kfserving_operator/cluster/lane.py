@@ -33,21 +33,20 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
 from kfserving_operator.cluster import dataplane
 from kfserving_operator.cluster import node as real_node
-from kfserving_operator.cluster.localplane import (
+from kfserving_operator.cluster.common import (
+    ControlPlaneState,
     free_port,
     issue_user_kubeconfig,
     process_alive,
+    project_root,
 )
 from kfserving_operator.cluster.modelstore import ModelStore, credential_objects
-
-if TYPE_CHECKING:
-    from kfserving_operator.cluster.localplane import ControlPlaneState, LocalControlPlane
 
 SYSTEM_NAMESPACE = "knative-serving"
 KNATIVE_USER = "knative-serving"
@@ -326,6 +325,13 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str,
     raise LaneError(f"timed out after {timeout:.0f}s waiting for {what}\n{detail()}")
 
 
+class Spawner(Protocol):
+    """The plane, as the lane uses it: it starts the lane's servers (``LocalControlPlane``)."""
+
+    def spawn(self, log_path: Path, args: list[str], env: dict[str, str] | None = None) -> int:
+        ...
+
+
 class KnativeLane:
     """Starts the lane's processes and objects beside a running plane.
 
@@ -333,7 +339,7 @@ class KnativeLane:
     plane's recorded state as it starts, so ``cluster down`` stops whatever did start.
     """
 
-    def __init__(self, plane: LocalControlPlane, state: ControlPlaneState,
+    def __init__(self, plane: Spawner, state: ControlPlaneState,
                  binaries: dict[str, Path], modules: UpstreamModules, node_images: Path,
                  progress: Callable[[str], None]) -> None:
         self.plane = plane
@@ -564,8 +570,6 @@ def _exited(pid: int) -> bool:
 
 def _virtualservice_crd() -> dict[str, Any]:
     """The project's permissive VirtualService stand-in (Istio does not run on the lane)."""
-    from kfserving_operator.cluster.localplane import project_root
-
     path = project_root() / "hack" / "dev-crds" / "istio-virtualservice.yaml"
     crd: dict[str, Any] = yaml.safe_load(path.read_text())
     return crd

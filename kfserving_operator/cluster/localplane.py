@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -31,14 +30,19 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
 from kfserving_operator.cluster import netns, node
-from kfserving_operator.cluster.certs import (
-    KeyPair,
+
+# Re-exported: callers that start or stop the plane find these here too.
+from kfserving_operator.cluster.common import ControlPlaneState as ControlPlaneState
+from kfserving_operator.cluster.common import free_port as free_port
+from kfserving_operator.cluster.common import issue_user_kubeconfig as issue_user_kubeconfig
+from kfserving_operator.cluster.common import process_alive as process_alive
+from kfserving_operator.cluster.common import project_root as project_root
+from kfserving_operator.pki import (
     issue_client_cert,
     issue_serving_cert,
     new_ca,
@@ -50,11 +54,6 @@ START_TIMEOUT_SECONDS = 120.0
 
 class ControlPlaneError(RuntimeError):
     """The control plane could not be started or found."""
-
-
-def project_root() -> Path:
-    """The checkout this package lives in (the package is installed editable)."""
-    return Path(__file__).resolve().parents[2]
 
 
 def default_state_dir() -> Path:
@@ -90,58 +89,6 @@ def find_node_images() -> Path:
             f"the real node's images are not built ({path} is missing): run "
             "`bash hack/build-tools.sh lane` (make run and make tools do)")
     return path.resolve()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ControlPlaneState:
-    """What a running control plane is made of; persisted as ``state.json``."""
-
-    state_dir: str
-    kubeconfig: str
-    apiserver_url: str
-    etcd_url: str
-    etcd_data_dir: str
-    pids: dict[str, int]
-    # The holder of the isolated network namespace (None: the host's loopback).
-    netns_pid: int | None = None
-    # The Knative Serving module version when the Knative lane runs.
-    knative_version: str | None = None
-    # The real node's cgroup root (``/kfserving-<id>``) when the lane runs one.
-    node_cgroup_root: str | None = None
-    # host:port of the lane's ingress (Traefik's cluster-local entry point).
-    ingress_address: str | None = None
-
-    def save(self) -> None:
-        Path(self.state_dir, "state.json").write_text(json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def load(cls, state_dir: Path) -> ControlPlaneState | None:
-        path = state_dir / "state.json"
-        if not path.exists():
-            return None
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (ValueError, TypeError):
-            return None
-
-
-def process_alive(pid: int, expected_name: str) -> bool:
-    """True when ``pid`` runs ``expected_name`` (guards against reused pids)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    if "State:\tZ" in status:
-        return False
-    return Path(cmdline.decode(errors="replace")).name == expected_name
 
 
 def _https_get(url: str, ca_file: str, cert: tuple[str, str] | None = None) -> tuple[int, str]:
@@ -585,25 +532,3 @@ def _reap(pid: int) -> None:
     """Collect a child we started in this process so it leaves no zombie behind."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def issue_user_kubeconfig(state: ControlPlaneState, user: str, groups: tuple[str, ...],
-                          path: Path) -> Path:
-    """A kubeconfig for another user, signed by the local client CA (for RBAC tests)."""
-    import base64
-
-    pki = Path(state.state_dir) / "pki"
-    client_ca = KeyPair((pki / "client-ca.crt").read_bytes(), (pki / "client-ca.key").read_bytes())
-    pair = issue_client_cert(client_ca, user, groups)
-    config = yaml.safe_load(Path(state.kubeconfig).read_text())
-    config["users"] = [{
-        "name": user,
-        "user": {
-            "client-certificate-data": base64.b64encode(pair.cert_pem).decode(),
-            "client-key-data": base64.b64encode(pair.key_pem).decode(),
-        },
-    }]
-    config["contexts"][0]["context"]["user"] = user
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)  # it holds a client private key
-    return path

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
-    from kfserving_operator.cluster.localplane import ControlPlaneState
+    from kfserving_operator.cluster.common import ControlPlaneState
 
 # Issues a kubeconfig for (state, user, groups, path), signed by the plane's client CA.
 KubeconfigIssuer = Callable[["ControlPlaneState", str, tuple[str, ...], Path], Path]

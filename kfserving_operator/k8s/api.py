@@ -34,11 +34,11 @@ from lightkube.types import CascadeType, PatchType
 
 from kfserving_operator import counters
 from kfserving_operator.api import constants as c
+from kfserving_operator.api.constants import OPERATOR_NAME as FIELD_MANAGER
 from kfserving_operator.k8s import decoding
 from kfserving_operator.k8s.instrumentation import RequestObserver, instrument_httpx
 from kfserving_operator.k8s.transport import AiohttpTransport
 
-FIELD_MANAGER = "kfserving-operator"
 # Paged LISTs: thousands of children are fetched 500 at a time, not parsed in one piece.
 LIST_CHUNK_SIZE = 500
 logger = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ import msgspec
 from kfserving_operator.api import constants as c
 
 IsvcKey = tuple[str, str]  # (namespace, name)
+TmKey = tuple[str, str]  # (namespace, TrainedModel name)
 ChildKey = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
 
 
@@ -234,3 +235,79 @@ class ObjectCache:
         if stored.is_empty():
             self._children.pop(key, None)
         return key
+
+
+def parent_key(obj: dict[str, Any]) -> IsvcKey:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    parent = spec.get("inferenceService") if isinstance(spec, dict) else None
+    return (str(meta.get("namespace") or ""), str(parent or ""))
+
+
+class TrainedModelCache:
+    """TrainedModels as the watch delivered them, grouped by parent (compact JSON, as
+    the InferenceService cache keeps its objects)."""
+
+    def __init__(self) -> None:
+        self._by_parent: dict[IsvcKey, dict[str, bytes]] = {}
+        self._parent_of: dict[TmKey, IsvcKey] = {}
+        self._versions: dict[TmKey, str] = {}
+
+    @staticmethod
+    def key(obj: dict[str, Any]) -> TmKey:
+        meta = obj.get("metadata") or {}
+        return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+    def is_current(self, obj: dict[str, Any]) -> bool:
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        return version is not None and self._versions.get(self.key(obj)) == str(version)
+
+    def get(self, key: TmKey) -> dict[str, Any] | None:
+        parent = self._parent_of.get(key)
+        data = self._by_parent.get(parent, {}).get(key[1]) if parent is not None else None
+        return _decode(data)
+
+    def put(self, obj: dict[str, Any]) -> IsvcKey | None:
+        """Store ``obj``; returns the parent it had before when that changed."""
+        key = self.key(obj)
+        new_parent = parent_key(obj)
+        old_parent = self._parent_of.get(key)
+        if old_parent is not None and old_parent != new_parent:
+            self._remove(key, old_parent)
+        self._by_parent.setdefault(new_parent, {})[key[1]] = _encode(obj)
+        self._parent_of[key] = new_parent
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version is not None:
+            self._versions[key] = str(version)
+        return old_parent if old_parent != new_parent else None
+
+    def drop(self, key: TmKey) -> IsvcKey | None:
+        parent = self._parent_of.pop(key, None)
+        self._versions.pop(key, None)
+        if parent is not None:
+            self._remove(key, parent)
+        return parent
+
+    def _remove(self, key: TmKey, parent: IsvcKey) -> None:
+        models = self._by_parent.get(parent)
+        if models is not None:
+            models.pop(key[1], None)
+            if not models:
+                del self._by_parent[parent]
+
+    def set_status(self, key: TmKey, status: dict[str, Any]) -> None:
+        """Record a status we wrote, so the next reconcile compares against it."""
+        current = self.get(key)
+        if current is not None:
+            parent = self._parent_of[key]
+            self._by_parent[parent][key[1]] = _encode({**current, "status": status})
+            self._versions.pop(key, None)
+
+    def models(self, parent: IsvcKey) -> list[dict[str, Any]]:
+        return [_decode(data) or {} for data in self._by_parent.get(parent, {}).values()]
+
+    def has_models(self, parent: IsvcKey) -> bool:
+        return parent in self._by_parent
+
+    def parents(self) -> list[IsvcKey]:
+        return list(self._by_parent)

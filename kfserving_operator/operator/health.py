@@ -17,13 +17,10 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from kfserving_operator.listening import listen
 from kfserving_operator.operator.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
-
-
-class BindError(Exception):
-    """A server could not listen on its address."""
 
 
 @dataclass
@@ -47,27 +44,6 @@ class Readiness:
     @property
     def ready(self) -> bool:
         return not self.unmet()
-
-
-async def listen(runner: web.AppRunner, host: str, port: int, what: str,
-                 **site_options: object) -> int:
-    """Start ``runner`` on host:port (0 = any free port); return the port it got."""
-    site = web.TCPSite(runner, host, port, **site_options)  # type: ignore[arg-type]
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise BindError(f"cannot listen for {what} on {host}:{port}: "
-                        f"{exc.strerror or exc}") from exc
-    return bound_port(runner, port)
-
-
-def bound_port(runner: web.AppRunner, requested: int) -> int:
-    """The port a started runner listens on (the free one the OS chose for port 0)."""
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return requested
 
 
 class HealthServer:

@@ -33,25 +33,26 @@ import kopf
 
 from kfserving_operator.k8s.api import ClusterConfigError, KubeApi
 from kfserving_operator.k8s.leader import LeaderElector
-from kfserving_operator.operator.handlers import (
+from kfserving_operator.listening import BindError
+from kfserving_operator.operator.config_loop import (
+    load_config,
+    persist_config,
+    post_config_warning,
+)
+from kfserving_operator.operator.events import start_informers, stop_informers
+from kfserving_operator.operator.handlers import build_registry, operator_settings
+from kfserving_operator.operator.health import HealthServer
+from kfserving_operator.operator.runtime import (
     LEASE_NAME,
     OperatorOptions,
     Runtime,
     StartupError,
-    build_registry,
-    load_config,
     new_reconciler,
     operator_namespace,
-    operator_settings,
-    persist_config,
-    post_config_warning,
-    start_informers,
     start_webhooks,
-    stop_informers,
     stop_webhooks,
     unregister_local_webhooks,
 )
-from kfserving_operator.operator.health import BindError, HealthServer
 
 logger = logging.getLogger("kfserving_operator")
 

@@ -96,6 +96,10 @@ class OperatorMetrics:
     def watch_ready_counts(self, counts: ReadyCounts) -> None:
         self._state.ready_counts = counts
 
+    def observe_admission(self, webhook: str, result: str, seconds: float) -> None:
+        self.admissions.labels(webhook=webhook, result=result).inc()
+        self.admission_duration.labels(webhook=webhook).observe(seconds)
+
     def observe_api_request(self, verb: str, code: str) -> None:
         self.api_requests.labels(verb=verb, code=code).inc()
 

@@ -36,6 +36,7 @@ from kfserving_operator.k8s.api import (
 )
 from kfserving_operator.operator.cache import ChildKey, Children, IsvcKey, ObjectCache, identity
 from kfserving_operator.operator.workqueue import Requeue
+from kfserving_operator.reconcile.common import is_subset
 from kfserving_operator.reconcile.failure import REVISION_LABEL, failed_revision
 from kfserving_operator.reconcile.plan import Observed, plan_reconcile
 
@@ -74,22 +75,6 @@ def with_hash(obj: dict[str, Any]) -> dict[str, Any]:
     meta = dict(obj["metadata"])
     meta["annotations"] = {**(meta.get("annotations") or {}), SPEC_HASH_ANNOTATION: digest}
     return {**obj, "metadata": meta}
-
-
-def is_subset(desired: Any, observed: Any) -> bool:
-    """True when everything in ``desired`` is present and equal in ``observed``.
-
-    Dicts may carry extra keys (server or Knative defaults); lists must match element-wise.
-    """
-    if isinstance(desired, dict):
-        if not isinstance(observed, dict):
-            return False
-        return all(k in observed and is_subset(v, observed[k]) for k, v in desired.items())
-    if isinstance(desired, list):
-        if not isinstance(observed, list) or len(desired) != len(observed):
-            return False
-        return all(is_subset(d, o) for d, o in zip(desired, observed, strict=True))
-    return bool(desired == observed)
 
 
 @dataclass

@@ -25,17 +25,21 @@ from kfserving_operator.api.constants import (
     BATCHER_MAX_LATENCY_ANNOTATION,
     BATCHER_TIMEOUT_ANNOTATION,
     COMPONENT_LABEL,
+    DEFAULT_LOGGER_MODE,
     GKE_ACCELERATOR_ANNOTATION,
     GPU_RESOURCE,
     ISVC_LABEL,
     LOGGER_ANNOTATION,
     LOGGER_MODE_ANNOTATION,
+    LOGGER_MODES,
     LOGGER_SINK_URL_ANNOTATION,
     MODEL_CONTAINER_NAME,
     MODEL_MOUNT_PATH,
     STORAGE_INITIALIZER_CONTAINER_NAME,
     STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS,
     STORAGE_INITIALIZER_SOURCE_URI_ANNOTATION,
+    STORAGE_URI_ENV,
+    model_config_name,
 )
 from kfserving_operator.api.quantity import QuantityError, parse_quantity
 from kfserving_operator.podmutation import names
@@ -376,7 +380,7 @@ def _add_storage_initializer(state: _State) -> None:
     init_containers.append(init)
 
     for env in user.get("env") or []:
-        if isinstance(env, dict) and env.get("name") == names.STORAGE_URI_ENV and env.get("value"):
+        if isinstance(env, dict) and env.get("name") == STORAGE_URI_ENV and env.get("value"):
             env["value"] = MODEL_MOUNT_PATH
     state.notes.append(f"storage initializer added for {source.kind} URI {raw_uri!r}")
 
@@ -421,11 +425,11 @@ def _add_agent(state: _State) -> None:
                 args += [flag, _non_negative_integer(annotations, annotation)]
     if LOGGER_ANNOTATION in annotations:
         url = annotations.get(LOGGER_SINK_URL_ANNOTATION) or state.config.logger.default_url
-        mode = annotations.get(LOGGER_MODE_ANNOTATION) or names.DEFAULT_LOGGER_MODE
-        if mode not in names.LOGGER_MODES:
+        mode = annotations.get(LOGGER_MODE_ANNOTATION) or DEFAULT_LOGGER_MODE
+        if mode not in LOGGER_MODES:
             raise PodMutationError(
                 f"annotation {LOGGER_MODE_ANNOTATION} has value {mode!r}; allowed: "
-                + ", ".join(names.LOGGER_MODES)
+                + ", ".join(LOGGER_MODES)
             )
         namespace = state.namespace or metadata.get("namespace") or ""
         args += [
@@ -459,7 +463,7 @@ def _add_agent(state: _State) -> None:
     if puller:
         isvc = str(labels.get(ISVC_LABEL, ""))
         config_volume = str(
-            annotations.get(names.AGENT_CONFIG_VOLUME_NAME_ANNOTATION) or f"modelconfig-{isvc}-0"
+            annotations.get(names.AGENT_CONFIG_VOLUME_NAME_ANNOTATION) or model_config_name(isvc)
         )
         state.add_volume({"name": names.MODEL_DIR_VOLUME_NAME, "emptyDir": {}})
         state.add_volume(

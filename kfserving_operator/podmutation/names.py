@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Final
 
 from kfserving_operator.api import constants
-from kfserving_operator.api.constants import GROUP
+from kfserving_operator.api.constants import (
+    GROUP,
+)
 
 # Storage initializer.
 PROVISION_VOLUME_NAME: Final = "kfserving-provision-location"
 PVC_VOLUME_NAME: Final = "kfserving-pvc-source"
 PVC_MOUNT_PATH: Final = "/mnt/pvc"
-STORAGE_URI_ENV: Final = "STORAGE_URI"
 TERMINATION_MESSAGE_POLICY: Final = "FallbackToLogsOnError"
 
 # GKE accelerators.
@@ -35,8 +36,6 @@ MODEL_DIR_VOLUME_NAME: Final = "model-dir"
 MODEL_CONFIG_VOLUME_NAME: Final = "model-config"
 # v1alpha2-era pod label read for ``--endpoint``.
 ENDPOINT_LABEL: Final = "endpoint"
-LOGGER_MODES: Final = ("all", "request", "response")
-DEFAULT_LOGGER_MODE: Final = "all"
 
 # S3 Secret annotations.
 S3_ENDPOINT_ANNOTATION: Final = f"{GROUP}/s3-endpoint"

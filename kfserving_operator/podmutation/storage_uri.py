@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from kfserving_operator.api.constants import AZURE_BLOB_HOST_SUFFIX
 from kfserving_operator.podmutation.errors import PodMutationError
 from kfserving_operator.podmutation.names import PVC_MOUNT_PATH
 
@@ -22,7 +23,6 @@ ALLOWED_DESCRIPTION: Final = (
     "https://<account>.blob.core.windows.net/...), hdfs://, webhdfs://, or a local path "
     "without a scheme"
 )
-AZURE_BLOB_HOST_SUFFIX: Final = ".blob.core.windows.net"
 
 _SCHEME_ONLY = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?!//)")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

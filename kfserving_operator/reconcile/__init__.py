@@ -5,13 +5,13 @@ InferenceService, the operator config, what it observed in the cluster and the c
 and carries out the returned :class:`Plan`.
 """
 
+from kfserving_operator.api.pipeline import parse_and_default
 from kfserving_operator.reconcile.plan import (
     EVENT_NOT_READY,
     EVENT_READY,
     ChildRef,
     Observed,
     Plan,
-    parse_and_default,
     plan_reconcile,
 )
 

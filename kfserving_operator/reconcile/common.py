@@ -92,3 +92,19 @@ def sequence(value: object) -> list[Any]:
 def text(value: object) -> str | None:
     """``value`` when it is a non-empty string, else None."""
     return value if isinstance(value, str) and value else None
+
+
+def is_subset(desired: Any, observed: Any) -> bool:
+    """True when everything in ``desired`` is present and equal in ``observed``.
+
+    Dicts may carry extra keys (server or Knative defaults); lists must match element-wise.
+    """
+    if isinstance(desired, dict):
+        if not isinstance(observed, dict):
+            return False
+        return all(k in observed and is_subset(v, observed[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(observed, list) or len(desired) != len(observed):
+            return False
+        return all(is_subset(d, o) for d, o in zip(desired, observed, strict=True))
+    return bool(desired == observed)

@@ -30,16 +30,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from kfserving_operator.api.constants import FALSE, INGRESS_READY, READY
 from kfserving_operator.reconcile.common import JsonDict, mapping, sequence, text
 from kfserving_operator.reconcile.failure import RevisionFailure, with_serving
 
 TRUE: Final = "True"
-FALSE: Final = "False"
 UNKNOWN: Final = "Unknown"
 SEVERITY_INFO: Final = "Info"
 
-READY: Final = "Ready"
-INGRESS_READY: Final = "IngressReady"
 
 # Reasons this operator sets.
 REASON_INITIALIZING: Final = "Initializing"
@@ -47,7 +45,6 @@ REASON_KSVC_NOT_CREATED: Final = "KnativeServiceNotCreated"
 REASON_KSVC_UPDATING: Final = "KnativeServiceUpdating"
 REASON_KNATIVE_NOT_INSTALLED: Final = "KnativeServingNotInstalled"
 REASON_ISTIO_NOT_INSTALLED: Final = "IstioNotInstalled"
-REASON_INVALID_SPEC: Final = "InvalidSpec"
 REASON_INTERNAL_ERROR: Final = "InternalError"
 
 

@@ -31,7 +31,9 @@ from kfserving_operator.api.constants import (
     EXPLAINER,
     MODEL_CONTAINER_NAME,
     MODEL_MOUNT_PATH,
+    NTHREAD_FRAMEWORKS,
     PREDICTOR,
+    STORAGE_URI_ENV,
     TRANSFORMER,
     knative_service_name,
 )
@@ -48,7 +50,6 @@ from kfserving_operator.api.quantity import QuantityError, ceil_cores
 from kfserving_operator.api.transformer import TransformerSpec
 from kfserving_operator.reconcile.common import JsonDict
 
-STORAGE_URI_ENV: Final = "STORAGE_URI"
 PROTOCOL_ENV: Final = "PROTOCOL"
 MULTI_MODEL_SERVER_ENV: Final = "MULTI_MODEL_SERVER"
 
@@ -62,7 +63,6 @@ MLSERVER_IMPLEMENTATIONS: Final = {
 }
 # Frameworks whose v1 server is one of the KFServing Python servers (--model_name/--model_dir).
 PYTHON_SERVERS: Final = ("sklearn", "xgboost", "lightgbm", "paddle", "pmml")
-NTHREAD_FRAMEWORKS: Final = ("xgboost", "lightgbm")
 WORKERS_FRAMEWORKS: Final = ("sklearn", "xgboost", "lightgbm", "paddle")
 
 # Fields of a framework spec that describe the container (everything else is KFServing's).

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from kfserving_operator.api.constants import (
+    FALSE,
     QUEUE_PROXY_CONTAINER_NAME,
     STORAGE_INITIALIZER_CONTAINER_NAME,
 )
 from kfserving_operator.reconcile.common import mapping, sequence, text
 
-FALSE: Final = "False"
 CONFIGURATIONS_READY: Final = "ConfigurationsReady"
 REVISION_LABEL: Final = "serving.knative.dev/revision"
 

@@ -28,6 +28,7 @@ from kfserving_operator.api.constants import (
     BATCHER_MAX_LATENCY_ANNOTATION,
     BATCHER_TIMEOUT_ANNOTATION,
     COMPONENT_LABEL,
+    DEFAULT_LOGGER_MODE,
     EXPLAINER,
     KNATIVE_API_VERSION,
     KPA_CLASS,
@@ -39,6 +40,7 @@ from kfserving_operator.api.constants import (
     STORAGE_INITIALIZER_SOURCE_URI_ANNOTATION,
     VISIBILITY_LABEL,
     knative_service_name,
+    model_config_name,
 )
 from kfserving_operator.api.inference_service import ComponentSpec, InferenceService
 from kfserving_operator.api.podspec import PodSpecFields
@@ -56,14 +58,8 @@ from kfserving_operator.reconcile.containers import (
 )
 
 DEFAULT_MIN_REPLICAS: Final = 1
-DEFAULT_LOGGER_MODE: Final = "all"
 
 _POD_FIELDS: Final = frozenset(PodSpecFields.model_fields) - {"containers"}
-
-
-def model_config_map_name(isvc_name: str) -> str:
-    """The multi-model config ConfigMap of an isvc: ``modelconfig-<isvc>-0``."""
-    return f"modelconfig-{isvc_name}-0"
 
 
 def component_labels(isvc: InferenceService, component: str) -> dict[str, str]:
@@ -107,7 +103,7 @@ def template_annotations(
                 annotations[key] = str(value)
     if component == PREDICTOR and isinstance(spec, PredictorSpec) and is_multi_model(spec, config):
         annotations[AGENT_ANNOTATION] = "true"
-        annotations[AGENT_CONFIG_VOLUME_NAME_ANNOTATION] = model_config_map_name(isvc.name)
+        annotations[AGENT_CONFIG_VOLUME_NAME_ANNOTATION] = model_config_name(isvc.name)
         annotations[AGENT_CONFIG_MOUNT_PATH_ANNOTATION] = AGENT_CONFIG_MOUNT_PATH
         annotations[AGENT_MODEL_DIR_ANNOTATION] = MODEL_MOUNT_PATH
     return annotations
@@ -174,7 +170,7 @@ def model_config_map(isvc: InferenceService) -> JsonDict:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": model_config_map_name(isvc.name),
+            "name": model_config_name(isvc.name),
             "namespace": isvc.namespace,
             **({"labels": labels} if labels else {}),
             "ownerReferences": [owner_reference(isvc)],

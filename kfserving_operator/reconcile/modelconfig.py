@@ -19,15 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 MODELS_KEY: Final = "models.json"
-# KFServing uses one shard per InferenceService; the name keeps the shard suffix.
-DEFAULT_SHARD: Final = 0
 # The apiserver refuses a ConfigMap whose data exceeds 1 MiB.
 CONFIGMAP_MAX_BYTES: Final = 1024 * 1024
-
-
-def model_config_name(isvc_name: str, shard: int = DEFAULT_SHARD) -> str:
-    """``modelconfig-<isvc>-<shard>``."""
-    return f"modelconfig-{isvc_name}-{shard}"
 
 
 @dataclass(frozen=True)

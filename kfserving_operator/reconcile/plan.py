@@ -8,9 +8,7 @@ so an unchanged world gives the same status dict and no write is needed.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,24 +17,19 @@ from typing import Any, Final
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.constants import (
     COMPONENTS,
+    FALSE,
     KNATIVE_API_VERSION,
     PREDICTOR,
+    READY,
+    REASON_INVALID_SPEC,
     TRANSFORMER,
     knative_service_name,
 )
-from kfserving_operator.api.defaulting import default_inference_service
-from kfserving_operator.api.inference_service import InferenceService
-from kfserving_operator.api.validation import (
-    FieldError,
-    parse_inference_service,
-    validate_inference_service,
-)
+from kfserving_operator.api.field_errors import FieldError
+from kfserving_operator.api.pipeline import parse_and_default
 from kfserving_operator.reconcile.common import JsonDict, format_time, mapping, text
 from kfserving_operator.reconcile.conditions import (
-    FALSE,
-    READY,
     REASON_INTERNAL_ERROR,
-    REASON_INVALID_SPEC,
     TRUE,
     Cond,
     component_conditions,
@@ -209,46 +202,6 @@ def plan_reconcile(
             f"the operator failed to compute the desired state ({type(exc).__name__}: {exc}); "
             "please report this as a bug",
         )
-
-
-# Recent parse results, keyed by the object's input (spec and metadata without the fields the
-# server bumps on every write) and by the config object. One creation plans the same
-# generation two or three times within a second (its own event, then its children's);
-# parsing, defaulting and validating is the costliest step of a plan, and pure. Small and
-# bounded, so it never costs memory at scale; the models are only read downstream.
-_PARSED: OrderedDict[tuple[str, int], tuple[OperatorConfig, InferenceService | None,
-                                            list[FieldError]]] = OrderedDict()
-_PARSED_MAX: Final = 256
-_VOLATILE_METADATA: Final = frozenset({"resourceVersion", "managedFields"})
-
-
-def _input_key(raw: Mapping[str, Any]) -> str:
-    meta = {k: v for k, v in mapping(raw.get("metadata")).items()
-            if k not in _VOLATILE_METADATA}
-    essence = {k: v for k, v in raw.items() if k not in ("status", "metadata")}
-    return json.dumps([essence, meta], sort_keys=True, separators=(",", ":"), default=str)
-
-
-def parse_and_default(
-    raw: Mapping[str, Any], config: OperatorConfig
-) -> tuple[InferenceService | None, list[FieldError]]:
-    """Parse, default and validate the way the admission webhooks do."""
-    key = (_input_key(raw), id(config))
-    hit = _PARSED.get(key)
-    if hit is not None and hit[0] is config:
-        _PARSED.move_to_end(key)
-        return hit[1], list(hit[2])
-    spec_only = {k: v for k, v in raw.items() if k != "status"}
-    model, errors = parse_inference_service(spec_only)
-    result: InferenceService | None = None
-    if model is not None:
-        defaulted = default_inference_service(model, config, in_place=True)  # parsed here
-        errors = validate_inference_service(defaulted, config)
-        result = None if errors else defaulted
-    _PARSED[key] = (config, result, list(errors))
-    if len(_PARSED) > _PARSED_MAX:
-        _PARSED.popitem(last=False)
-    return result, errors
 
 
 def _failure(component: str, ksvc: Mapping[str, Any] | None, observed: Observed,

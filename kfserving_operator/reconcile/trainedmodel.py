@@ -32,9 +32,17 @@ from pydantic import ValidationError
 
 from kfserving_operator.api.components import CUSTOM, PROTOCOL_V2
 from kfserving_operator.api.config import OperatorConfig
-from kfserving_operator.api.constants import API_VERSION, KIND
+from kfserving_operator.api.constants import (
+    API_VERSION,
+    FALSE,
+    KIND,
+    REASON_INVALID_SPEC,
+    model_config_name,
+)
 from kfserving_operator.api.defaulting import predictor_server_config
+from kfserving_operator.api.field_errors import FieldError, field_errors_from_validation_error
 from kfserving_operator.api.inference_service import InferenceService
+from kfserving_operator.api.pipeline import parse_and_default
 from kfserving_operator.api.quantity import QuantityError, parse_quantity
 from kfserving_operator.api.trained_model import (
     FRAMEWORK_SUPPORTED,
@@ -45,14 +53,9 @@ from kfserving_operator.api.trained_model import (
     PARENT_LABEL,
     TrainedModel,
 )
-from kfserving_operator.api.validation import (
-    FieldError,
-    field_errors_from_validation_error,
-    quantity_error,
-)
+from kfserving_operator.api.values import quantity_error
 from kfserving_operator.reconcile.common import JsonDict, format_time, mapping, text
 from kfserving_operator.reconcile.conditions import (
-    FALSE,
     TRUE,
     UNKNOWN,
     Cond,
@@ -72,11 +75,9 @@ from kfserving_operator.reconcile.modelconfig import (
     ModelEntry,
     empty_size,
     entry_size,
-    model_config_name,
     model_names,
     render_models,
 )
-from kfserving_operator.reconcile.plan import parse_and_default
 
 # The agent of KFServing 0.6 pulls from these (reference: its storage providers).
 AGENT_STORAGE_PREFIXES: Final = ("gs://", "s3://", "http://", "https://")
@@ -91,7 +92,6 @@ REASON_NOT_MMS: Final = "IsNotMMSPredictor"
 REASON_FRAMEWORK: Final = "FrameworkNotSupported"
 REASON_MEMORY: Final = "MemoryResourceNotAvailable"
 REASON_CONFIG_FULL: Final = "ModelConfigFull"
-REASON_INVALID_SPEC: Final = "InvalidSpec"
 
 
 # --------------------------------------------------------------------------------------------

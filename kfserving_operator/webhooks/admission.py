@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from kfserving_operator.api.config import OperatorConfig
-from kfserving_operator.api.defaulting import default_inference_service
-from kfserving_operator.api.validation import (
-    FieldError,
-    parse_inference_service,
-    validate_inference_service,
-)
+from kfserving_operator.api.field_errors import FieldError
+from kfserving_operator.api.pipeline import default_for_admission, validate_for_admission
 from kfserving_operator.podmutation.credentials import CredentialSources
 from kfserving_operator.podmutation.errors import PodMutationError
 from kfserving_operator.podmutation.mutator import is_in_scope, mutate_pod, pod_patch
@@ -64,23 +59,6 @@ def format_denial(kind: str, name: str, errors: list[FieldError]) -> str:
     return f"{kind} {name!r} is invalid: {shown}"
 
 
-# The apiserver calls the validating webhook right after the defaulting one, with the object
-# the defaulting patch produced. The defaulting webhook has that object parsed already, so it
-# validates it there and leaves the result here, keyed by everything validation reads: the
-# validating webhook then answers from a dict instead of parsing the object a second time.
-# A key that differs (another webhook changed something, a CRD default) simply misses.
-_VALIDATED: OrderedDict[str, tuple[OperatorConfig, list[FieldError]]] = OrderedDict()
-_VALIDATED_MAX = 512
-_KEY_METADATA = ("name", "generateName", "namespace", "labels", "annotations")
-
-
-def _validation_key(obj: Mapping[str, Any], spec: Any) -> str:
-    meta = obj.get("metadata") or {}
-    return json.dumps([obj.get("apiVersion"), obj.get("kind"),
-                       {k: meta.get(k) for k in _KEY_METADATA}, spec, obj.get("status")],
-                      sort_keys=True, separators=(",", ":"))
-
-
 def review_inference_service_defaulting(review: Review, config: OperatorConfig) -> dict[str, Any]:
     """Fill the defaults into a created or updated InferenceService.
 
@@ -91,29 +69,14 @@ def review_inference_service_defaulting(review: Review, config: OperatorConfig) 
     if request.get("operation") not in {"CREATE", "UPDATE"}:
         return review_response(review, allowed=True)
     original = request.get("object") or {}
-    parsed, errors = parse_inference_service(original)
-    if parsed is None or errors:
-        return review_response(review, allowed=True)
-    model = default_inference_service(parsed, config, in_place=True)  # parsed just here
-    spec = model.to_wire().get("spec", {})
-    _VALIDATED[_validation_key(original, spec)] = (
-        config, validate_inference_service(model, config))
-    while len(_VALIDATED) > _VALIDATED_MAX:
-        _VALIDATED.popitem(last=False)
-    if spec == original.get("spec"):
+    spec = default_for_admission(original, config)
+    if spec is None or spec == original.get("spec"):
         return review_response(review, allowed=True)
     # Defaults only ever add to the spec: one operation that sets the whole defaulted spec
     # says the same as a field-by-field diff, and costs nothing to compute.
     operation = "replace" if "spec" in original else "add"
     return review_response(review, allowed=True,
                            patch=[{"op": operation, "path": "/spec", "value": spec}])
-
-
-def _validate(obj: Mapping[str, Any], config: OperatorConfig) -> list[FieldError]:
-    remembered = _VALIDATED.pop(_validation_key(obj, obj.get("spec")), None)
-    if remembered is not None and remembered[0] is config:
-        return remembered[1]
-    return validate_inference_service(obj, config)
 
 
 def review_validation(review: Review,
@@ -144,7 +107,7 @@ def review_inference_service_validation(
     review: Review, config: OperatorConfig
 ) -> dict[str, Any]:
     """Reject an InferenceService that breaks any rule; never block a deletion."""
-    return review_validation(review, lambda obj, _old: _validate(obj, config))
+    return review_validation(review, lambda obj, _old: validate_for_admission(obj, config))
 
 
 def review_pod_mutation(

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfserving_operator.cluster.certs import (
+from kfserving_operator.pki import (
     KeyPair,
     certificate_expiry,
     issue_serving_cert,
@@ -31,7 +31,6 @@ from kfserving_operator.cluster.certs import (
 )
 
 SECRET_NAME = "kfserving-webhook-server-cert"
-SERVICE_NAME = "kfserving-webhook-server-service"
 RENEW_BEFORE = datetime.timedelta(days=30)
 
 

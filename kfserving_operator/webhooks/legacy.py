@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import jsonpatch
 
 from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.api.constants import APIEXTENSIONS_API_VERSION as CONVERSION_REVIEW_VERSION
 from kfserving_operator.api.conversion import ConversionError, convert
 from kfserving_operator.api.v1alpha2_admission import default_v1alpha2, validate_v1alpha2
 from kfserving_operator.reconcile.trainedmodel import Parent, admission_errors
@@ -24,7 +25,6 @@ from kfserving_operator.webhooks.admission import (
 )
 
 Review = Mapping[str, Any]
-CONVERSION_REVIEW_VERSION: Final = "apiextensions.k8s.io/v1"
 
 
 def review_v1alpha2_defaulting(review: Review, config: OperatorConfig) -> dict[str, Any]:

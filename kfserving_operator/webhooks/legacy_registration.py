@@ -14,17 +14,19 @@ v1beta1, so v1beta1 traffic never calls it and an operator outage never blocks i
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any, Final
 
 from kfserving_operator.api import constants as c
+from kfserving_operator.api.constants import APIEXTENSIONS_API_VERSION as CRD_API_VERSION
+from kfserving_operator.api.constants import OPERATOR_NAME as MANAGED_BY
 from kfserving_operator.api.crd import CONVERSION_PATH, conversion_webhook
 from kfserving_operator.api.trained_model import TM_PLURAL, TM_VERSION
-from kfserving_operator.webhooks.registration import (
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    namespace_scope,
-)
+from kfserving_operator.k8s.api import KubeApi
+from kfserving_operator.webhooks.registration import MANAGED_BY_LABEL, namespace_scope
 
+logger = logging.getLogger("kfserving_operator.conversion")
 TM_CONFIGURATION_NAME: Final = "trainedmodel.serving.kubeflow.org"
 TM_VALIDATOR_PATH: Final = "/validate-serving-kubeflow-org-v1alpha1-trainedmodel"
 TM_VALIDATOR_NAME: Final = "trainedmodel.kfserving-webhook-server.validator"
@@ -100,3 +102,51 @@ def shipped_conversion_patch() -> dict[str, Any]:
     operator restores it on shutdown, and ``make run`` and the tests before applying."""
     client_config: dict[str, Any] = conversion_webhook()["webhook"]["clientConfig"]
     return conversion_patch(client_config)
+
+
+@dataclass
+class ConversionRegistration:
+    """The conversion clientConfig this operator registered last (None before the first)."""
+
+    client_config: dict[str, Any] | None = None
+
+    async def register(self, api: KubeApi, client_config_for: Any) -> None:
+        """Point the CRD's conversion at this operator, unless it already does (another
+        replica registered it, or this one before a restart): then nothing is written."""
+        self.client_config = conversion_client_config(client_config_for)
+        crd = await api.get(CRD_API_VERSION, "CustomResourceDefinition", ISVC_CRD_NAME)
+        if crd is None:
+            logger.warning("the InferenceService CRD is not installed; v1alpha2 conversion is "
+                           "registered when it appears")
+            return
+        await self.ensure(api, crd)
+
+    async def ensure(self, api: KubeApi, crd: dict[str, Any] | None = None) -> None:
+        """Patch the CRD unless ``crd`` (its current state, when known) already matches.
+
+        A CRD pointing at another loopback URL is left alone: another operator outside the
+        cluster registered itself there, and taking it back and forth would never end.
+        """
+        if self.client_config is None:
+            return
+        if crd is not None:
+            if conversion_is_current(crd, self.client_config):
+                return
+            current = (((crd.get("spec") or {}).get("conversion") or {}).get("webhook")
+                       or {}).get("clientConfig") or {}
+            if current.get("url") and current.get("url") != self.client_config.get("url"):
+                logger.warning("the InferenceService conversion webhook points at %s, not at "
+                               "this operator; leaving it", current["url"])
+                return
+        await api.merge_patch(CRD_API_VERSION, "CustomResourceDefinition", ISVC_CRD_NAME,
+                              conversion_patch(self.client_config))
+        where = self.client_config.get("url") or self.client_config.get("service")
+        logger.info("InferenceService conversion webhook registered at %s", where)
+
+
+    async def restore_shipped(self, api: KubeApi) -> None:
+        """Point the CRD back at the webhook Service, as the CRD file has it (local mode,
+        on shutdown: the loopback URL is about to stop answering)."""
+        self.client_config = None
+        await api.merge_patch(CRD_API_VERSION, "CustomResourceDefinition", ISVC_CRD_NAME,
+                              shipped_conversion_patch())

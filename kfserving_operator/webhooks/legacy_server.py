@@ -12,9 +12,10 @@ from typing import Any
 
 from kfserving_operator.api import constants as c
 from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.api.constants import model_config_name
 from kfserving_operator.api.crd import CONVERSION_PATH
 from kfserving_operator.k8s.api import KubeApi
-from kfserving_operator.reconcile.modelconfig import MODELS_KEY, model_config_name
+from kfserving_operator.reconcile.modelconfig import MODELS_KEY
 from kfserving_operator.reconcile.trainedmodel import read_parent
 from kfserving_operator.webhooks import legacy
 from kfserving_operator.webhooks.legacy_registration import TM_VALIDATOR_PATH

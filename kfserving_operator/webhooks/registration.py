@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kfserving_operator.api import constants as c
+from kfserving_operator.api.constants import OPERATOR_NAME as MANAGED_BY
+from kfserving_operator.api.constants import V1ALPHA2_VERSION as V1ALPHA2
 
 CONFIGURATION_NAME = "inferenceservice.serving.kubeflow.org"
 DEFAULTER_PATH = "/mutate-serving-kubeflow-org-v1beta1-inferenceservice"
@@ -34,9 +36,7 @@ V1ALPHA2_DEFAULTER_PATH = "/mutate-serving-kubeflow-org-v1alpha2-inferenceservic
 V1ALPHA2_VALIDATOR_PATH = "/validate-serving-kubeflow-org-v1alpha2-inferenceservice"
 V1ALPHA2_DEFAULTER_NAME = "inferenceservice.kfserving-webhook-server.v1alpha2.defaulter"
 V1ALPHA2_VALIDATOR_NAME = "inferenceservice.kfserving-webhook-server.v1alpha2.validator"
-V1ALPHA2 = "v1alpha2"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "kfserving-operator"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 

@@ -15,15 +15,14 @@ import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.k8s import decoding
 from kfserving_operator.k8s.api import KubeApi, KubeError
-from kfserving_operator.operator.health import BindError, bound_port
-from kfserving_operator.operator.metrics import OperatorMetrics
+from kfserving_operator.listening import BindError, listen
 from kfserving_operator.podmutation.credentials import (
     CredentialSources,
     secret_names_to_fetch,
@@ -126,17 +125,23 @@ async def read_credential_sources(api: KubeApi, pod: dict[str, Any],
     return CredentialSources(service_account=account, secrets=secrets)
 
 
+class AdmissionObserver(Protocol):
+    """Where the server reports each answered review (the operator's metrics)."""
+
+    def observe_admission(self, webhook: str, result: str, seconds: float) -> None: ...
+
+
 class AdmissionServer:
     """Serves the three webhooks over TLS; start and stop it from kopf's startup/cleanup."""
 
     def __init__(self, api: KubeApi, config: ConfigSource, certificate: ServingCertificate,
-                 host: str, port: int, metrics: OperatorMetrics | None = None) -> None:
+                 host: str, port: int, observer: AdmissionObserver | None = None) -> None:
         self._api = api
         self._config = config
         self._certificate = certificate
         self._host = host
         self.port = port  # the port actually bound once started (0 picks a free one)
-        self._metrics = metrics or OperatorMetrics()
+        self._observer = observer
         self._runner: web.AppRunner | None = None
         self._context: ssl.SSLContext | None = None
         # While draining (the replica is stopping), every answer closes its connection, so
@@ -170,9 +175,8 @@ class AdmissionServer:
                     deadline.request_finished()
             if self.draining:
                 response.force_close()
-            self._metrics.admissions.labels(webhook=webhook, result=result).inc()
-            self._metrics.admission_duration.labels(webhook=webhook).observe(
-                time.monotonic() - started)
+            if self._observer is not None:
+                self._observer.observe_admission(webhook, result, time.monotonic() - started)
             return response
 
         async def answer(request: web.Request) -> tuple[web.Response, str]:
@@ -255,16 +259,13 @@ class AdmissionServer:
                                      keepalive_timeout=IDLE_TIMEOUT_SECONDS,
                                      lingering_time=0)
         await self._runner.setup()
-        site = _GuardedSite(self._runner, self._host, self.port,
-                            ssl_context=self._ssl_context())
         try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
+            self.port = await listen(self._runner, self._host, self.port,
+                                     "admission webhooks", site=_GuardedSite,
+                                     ssl_context=self._ssl_context())
+        except BindError:
             self._runner = None
-            raise BindError(f"cannot listen for admission webhooks on {self._host}:"
-                            f"{self.port}: {exc.strerror or exc}") from exc
-        self.port = bound_port(self._runner, self.port)
+            raise
         logger.info("admission webhooks serving on https://%s:%d", self._host, self.port)
 
     async def stop(self) -> None:

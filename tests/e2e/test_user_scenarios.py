@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kfserving_operator.operator.handlers import LEASE_NAME
-from kfserving_operator.operator.reconciler import is_subset
+from kfserving_operator.operator.runtime import LEASE_NAME
+from kfserving_operator.reconcile.common import is_subset
 from tests.support.cluster import Cluster, KubectlError, wait_for
 from tests.support.isvc import KSVC, condition, get_or_none, names, wait_ready
 from tests.support.operator import OperatorProcess
@@ -29,6 +29,8 @@ pytestmark = pytest.mark.usefixtures("operator")
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml"))
 CANARY_STEPS = sorted((ROOT / "examples" / "canary").glob("step-*.yaml"))
+# How long the idle test watches the audit log.
+IDLE_SECONDS = 20
 REVISION = re.compile(r"^(?P<config>.+)-(?P<n>\d{5})$")
 
 
@@ -240,16 +242,22 @@ def test_operator_makes_no_writes_at_idle(cluster: Cluster, namespace: str,
     time.sleep(3)  # let the last status writes and their watch events settle
 
     offset = operator.audit_offset()
-    time.sleep(20)
+    time.sleep(IDLE_SECONDS)
     all_writes = operator.writes_since(offset)
     renewals = [w for w in all_writes if w.get("objectRef", {}).get("resource") == "leases"]
     writes = [w for w in all_writes if w not in renewals]
     everyone = _writers_since(operator.audit_log, offset)
-    report(f"writes in 20 s at idle: operator {len(writes)} (and {len(renewals)} renewals of "
+    report(f"writes in {IDLE_SECONDS} s at idle: operator {len(writes)} (and {len(renewals)} "
+           "renewals of "
            f"its leader-election Lease); all users {everyone}")
-    assert writes == [], yaml.safe_dump([(w["verb"], w["requestURI"]) for w in writes])
-    assert {(w["verb"], w["objectRef"].get("name")) for w in renewals} <= {
+    # The operator was alive throughout: it renewed its Lease every retry period (2 s), so a
+    # dead or stuck operator, which writes nothing at all, fails here rather than passing.
+    assert operator.process.poll() is None, operator.log()[-2000:]
+    assert len(renewals) >= IDLE_SECONDS / 2 / 2, (
+        f"only {len(renewals)} Lease renewals in {IDLE_SECONDS} s: is the operator alive?")
+    assert {(w["verb"], w["objectRef"].get("name")) for w in renewals} == {
         ("update", LEASE_NAME)}
+    assert writes == [], yaml.safe_dump([(w["verb"], w["requestURI"]) for w in writes])
 
 
 def _terminating_namespaces(cluster: Cluster) -> list[str]:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_reconcile import condition, isvc_status, wait_condition
 from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import condition, isvc_status, wait_condition
 from tests.support.knative import KnativeStandIn
 
 pytestmark = pytest.mark.usefixtures("operator")

@@ -23,8 +23,8 @@ from tests.integration.test_config_reload import (  # noqa: F401  (fixture)
     _image,
     config_map,
 )
-from tests.integration.test_reconcile import sklearn_isvc
 from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import sklearn_isvc
 from tests.support.knative import KnativeStandIn
 from tests.support.operator import OperatorProcess
 
@@ -84,13 +84,13 @@ def test_restart_with_a_broken_or_deleted_config_writes_nothing_to_children(
         _apply_config(cluster, {"predictors": "{this is not json"})
     else:
         cluster.kubectl("delete", "configmap", CONFIGMAP_NAME, "-n", CONFIG_NAMESPACE)
-    offset = audited.audit_offset()
+    offset, since = audited.audit_offset(), audited.log_offset()
     audited.start()
     # A change made after the restart is built with the last good config, not the defaults.
     cluster.apply_yaml(sklearn_isvc("probe"), namespace)
     knative.wait_for_ksvc("probe-predictor-default")
     assert _image(knative, "probe").startswith(CUSTOM_IMAGE)
-    time.sleep(3)  # the resync of the existing InferenceService has long finished
+    audited.wait_reconciled(f"{namespace}/iris", since=since)  # its resync, proven
     writes = child_writes(audited, offset, namespace, skip="probe")
     assert writes == [], yaml.safe_dump(writes)
     assert _image(knative, "iris").startswith(CUSTOM_IMAGE)

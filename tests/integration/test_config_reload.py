@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from kfserving_operator.api.config import CONFIGMAP_NAME, OperatorConfig
-from tests.integration.test_reconcile import sklearn_isvc
 from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import sklearn_isvc
 from tests.support.knative import KnativeStandIn
 from tests.support.operator import OperatorProcess
 

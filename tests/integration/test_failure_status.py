@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_reconcile import condition, sklearn_isvc, wait_condition
 from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import condition, sklearn_isvc, wait_condition
 from tests.support.knative import KnativeStandIn
 
 pytestmark = pytest.mark.usefixtures("operator")

@@ -40,9 +40,11 @@ import kubernetes
 import pytest
 
 from kfserving_operator.api import constants as c
+from kfserving_operator.api.constants import WEBHOOK_SERVICE_NAME
 from kfserving_operator.webhooks import certificates
 from tests.support.balancer import LoopbackBalancer
 from tests.support.cluster import Cluster, bare_local_cluster, install_crds, wait_for
+from tests.support.metrics import parse, value
 from tests.support.operator import audit_writes
 from tests.support.replicas import Replica, ReplicaSet, describe, writes_by_user
 
@@ -136,16 +138,6 @@ def _seconds(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of a Prometheus exposition (0 when absent)."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def test_two_replicas_only_the_leader_writes_handover_and_rolling_restart(
         ha_cluster: Cluster, tmp_path: Path, report: Callable[[str], None]) -> None:
     cluster = ha_cluster
@@ -209,10 +201,10 @@ def test_two_replicas_only_the_leader_writes_handover_and_rolling_restart(
         assert len(leader_writes) >= 2 * len(names)  # children and status of each
         # Each replica's metrics say the same: only the leader reconciled.
         leader_metrics, follower_metrics = leader.metrics(), follower.metrics()
-        assert _metric(leader_metrics, "kfserving_leader") == 1
-        assert _metric(follower_metrics, "kfserving_leader") == 0
-        assert _metric(leader_metrics, "kfserving_reconcile_total", result="success") >= 4
-        assert _metric(follower_metrics, "kfserving_reconcile_total", result="success") == 0
+        assert value(parse(leader_metrics), "kfserving_leader") == 1
+        assert value(parse(follower_metrics), "kfserving_leader") == 0
+        assert value(parse(leader_metrics), "kfserving_reconcile_total", result="success") >= 4
+        assert value(parse(follower_metrics), "kfserving_reconcile_total", result="success") == 0
         assert "reconcile ha-models/model-0: " in leader.log()
         # b logs JSON: every line is one object, kopf's and the libraries' included.
         records = [json.loads(line) for line in b.log().splitlines()]
@@ -337,7 +329,7 @@ def test_replicas_starting_together_issue_one_certificate(
 def _served_pem(port: int, bundle: bytes) -> bytes:
     """The certificate (DER) a replica serves, verified as the apiserver would."""
     context = ssl.create_default_context(cadata=bundle.decode())
-    host = f"{certificates.SERVICE_NAME}.kfserving-system.svc"
+    host = f"{WEBHOOK_SERVICE_NAME}.kfserving-system.svc"
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
             context.wrap_socket(raw, server_hostname=host) as tls:
         der = tls.getpeercert(binary_form=True)

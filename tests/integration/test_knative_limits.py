@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_reconcile import sklearn_isvc
 from tests.support.cluster import Cluster, KubectlError, wait_for
+from tests.support.isvc import sklearn_isvc
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.usefixtures("operator")

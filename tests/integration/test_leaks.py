@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_reconcile import get_or_none
 from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import get_or_none
 from tests.support.operator import OperatorProcess
 
 
@@ -62,8 +62,11 @@ def test_restart_sends_no_create_for_existing_model_config_maps(
         wait_for(lambda i=i: get_or_none(cluster, "configmap", f"modelconfig-mms{i}-0", "-n",
                                          namespace), message="model config map")
     time.sleep(2)
-    offset = running.audit_offset()
+    offset, since = running.audit_offset(), running.log_offset()
     running.restart()
-    time.sleep(4)
+    # The proof that the new process did its start's work on every one of them.
+    keys = [f"{namespace}/mms{i}" for i in range(3)]
+    running.wait_reconciled(*keys, since=since)
+    running.wait_reconciled(*keys, since=since, trained_models=True)
     writes = [(w["verb"], w["requestURI"]) for w in running.writes_since(offset, namespace)]
     assert writes == [], yaml.safe_dump(writes)

@@ -33,9 +33,10 @@ from kfserving_operator.api.config import (
     OperatorConfig,
     parse_operator_config,
 )
+from kfserving_operator.api.constants import WEBHOOK_SERVICE_NAME
 from kfserving_operator.cluster.localplane import find_tool, project_root
 from kfserving_operator.k8s.leader import lease_object, next_record, record_of
-from kfserving_operator.operator.handlers import LEASE_NAME
+from kfserving_operator.operator.runtime import LEASE_NAME
 from kfserving_operator.webhooks import certificates, legacy_registration, registration
 from tests.support.cluster import Cluster, KubectlError, wait_established, wait_for
 from tests.support.operator import run_operator
@@ -167,7 +168,7 @@ def _expected_webhooks(namespace: str,
     """registration.py's configurations for a Service reference, without the caBundle."""
 
     def client_config(path: str) -> dict[str, Any]:
-        config = registration.service_client_config(certificates.SERVICE_NAME, namespace, path,
+        config = registration.service_client_config(WEBHOOK_SERVICE_NAME, namespace, path,
                                                     b"")
         config.pop("caBundle")
         return config
@@ -256,7 +257,7 @@ def _check_operator_objects(objects: Objects, *, cert_manager: bool,
                      ("ClusterRole", "kfserving-manager-role"),
                      ("ClusterRoleBinding", "kfserving-manager-rolebinding"),
                      ("ConfigMap", CONFIGMAP_NAME),
-                     ("Service", certificates.SERVICE_NAME),
+                     ("Service", WEBHOOK_SERVICE_NAME),
                      ("Deployment", "kfserving-controller-manager"),
                      *((kind, registration.CONFIGURATION_NAME) for kind in WEBHOOK_KINDS)]:
         assert expected in names, f"{expected} missing"
@@ -310,7 +311,7 @@ def _check_operator_objects(objects: Objects, *, cert_manager: bool,
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
 
-    service = _find(objects, "Service", certificates.SERVICE_NAME)
+    service = _find(objects, "Service", WEBHOOK_SERVICE_NAME)
     assert service["spec"]["selector"].items() <= (
         spec["template"]["metadata"]["labels"].items())
     [port] = service["spec"]["ports"]
@@ -342,7 +343,7 @@ def _check_operator_objects(objects: Objects, *, cert_manager: bool,
         serving = _find(objects, "Certificate", "serving-cert")["spec"]
         assert serving["secretName"] == certificates.SECRET_NAME
         assert set(serving["dnsNames"]) == set(
-            certificates.service_dns_names(certificates.SERVICE_NAME, namespace))
+            certificates.service_dns_names(WEBHOOK_SERVICE_NAME, namespace))
         issuer = serving["issuerRef"]["name"]
         assert ("Issuer", issuer) in names
     else:
@@ -788,7 +789,7 @@ def test_rbac_real_requests_as_the_service_account(cluster: Cluster,
     apply = ["apply", "--server-side", "--field-manager=kfserving-operator"]
 
     # The webhook certificate Secret, exactly as the operator writes it; any other name is not.
-    secret = certificates.new_secret(certificates.SERVICE_NAME, ns)
+    secret = certificates.new_secret(WEBHOOK_SERVICE_NAME, ns)
     identity.kubectl(*apply, "-f", "-", input=yaml.safe_dump(secret))
     assert identity.kubectl("get", "secret", certificates.SECRET_NAME, "-n", ns, "-o", "name")
     other = {**secret, "metadata": {"name": "not-ours", "namespace": ns}}
@@ -846,7 +847,7 @@ def test_rbac_real_requests_as_the_service_account(cluster: Cluster,
     # Its webhook configurations; dry-run, because the shared cluster may have a live
     # registration of a running test operator under the same name.
     def client_config(path: str) -> dict[str, Any]:
-        return registration.service_client_config(certificates.SERVICE_NAME, ns, path,
+        return registration.service_client_config(WEBHOOK_SERVICE_NAME, ns, path,
                                                   b"not-a-real-ca")
 
     hooks = [registration.mutating_configuration(client_config, ns),
@@ -899,9 +900,9 @@ def test_helm_upgrade_keeps_config_edits_and_uninstall_removes_the_certificate(
     with run_operator(cluster, tmp_path, webhook_mode="cluster"):
         secret = _cert_secret(cluster)
     assert secret is not None
-    service = cluster.get_json("service", certificates.SERVICE_NAME, "-n", NAMESPACE)
+    service = cluster.get_json("service", WEBHOOK_SERVICE_NAME, "-n", NAMESPACE)
     owned_by_service = [{"apiVersion": "v1", "kind": "Service",
-                         "name": certificates.SERVICE_NAME, "uid": service["metadata"]["uid"]}]
+                         "name": WEBHOOK_SERVICE_NAME, "uid": service["metadata"]["uid"]}]
     assert secret["metadata"]["ownerReferences"] == owned_by_service
     # The config in force the operator persists is the installation's too.
     last_good = cluster.get_json("configmap", LAST_GOOD_CONFIGMAP_NAME, "-n", NAMESPACE)
@@ -925,7 +926,7 @@ def test_helm_upgrade_keeps_config_edits_and_uninstall_removes_the_certificate(
     assert wait_for(lambda: not cluster.kubectl(
         "get", "configmap", LAST_GOOD_CONFIGMAP_NAME, "-n", NAMESPACE, "--ignore-not-found"),
         timeout=60, message="the garbage collector to delete the last-good ConfigMap")
-    for kind in ("configmap/" + CONFIGMAP_NAME, "service/" + certificates.SERVICE_NAME):
+    for kind in ("configmap/" + CONFIGMAP_NAME, "service/" + WEBHOOK_SERVICE_NAME):
         assert not cluster.kubectl("get", kind, "-n", NAMESPACE, "--ignore-not-found")
 
     # certificate.keepOnUninstall: the operator adds no ownerReference and the Secret stays.

@@ -5,34 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_reconcile import isvc_status, sklearn_isvc
 from tests.support.cluster import Cluster, KubectlError, wait_for
+from tests.support.isvc import isvc_status, sklearn_isvc
+from tests.support.metrics import scrape, total, value
 from tests.support.operator import OperatorProcess
 from tests.support.replicas import http_get
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(port: int) -> Samples:
-    code, text = http_get(port, "/metrics")
-    assert code == 200
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum over every sample of ``name`` whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(v for (n, have), v in samples.items() if n == name and wanted <= set(have))
 
 
 def names(samples: Iterable[tuple[str, tuple[tuple[str, str], ...]]]) -> set[str]:

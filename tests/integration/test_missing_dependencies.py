@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_reconcile import condition, isvc_status, sklearn_isvc
 from tests.support.cluster import DEV_CRDS, Cluster, wait_established, wait_for
+from tests.support.isvc import condition, isvc_status, sklearn_isvc
 from tests.support.knative import KnativeStandIn
 from tests.support.operator import OperatorProcess, run_operator
 

@@ -15,8 +15,8 @@ from collections import Counter
 import pytest
 import yaml
 
-from tests.integration.test_reconcile import sklearn_isvc, wait_condition
 from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import sklearn_isvc, wait_condition
 from tests.support.knative import KnativeStandIn
 from tests.support.operator import OperatorProcess
 

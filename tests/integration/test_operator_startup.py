@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from kfserving_operator.api.constants import WEBHOOK_SERVICE_NAME
 from kfserving_operator.cluster.localplane import free_port
-from kfserving_operator.webhooks import certificates, registration
+from kfserving_operator.webhooks import registration
 from tests.support.cluster import Cluster
 from tests.support.operator import OperatorProcess
 from tests.support.replicas import http_get
@@ -102,7 +103,7 @@ def test_installed_operator_is_left_alone_and_a_dead_local_one_is_replaced(
     cluster.kubectl("create", "namespace", namespace)
 
     def service(path: str) -> dict[str, Any]:
-        return registration.service_client_config(certificates.SERVICE_NAME, namespace, path,
+        return registration.service_client_config(WEBHOOK_SERVICE_NAME, namespace, path,
                                                   b"ca")
 
     # As the Helm chart installs them: a Service reference.
@@ -113,8 +114,8 @@ def test_installed_operator_is_left_alone_and_a_dead_local_one_is_replaced(
     code, lines = _run_to_exit(cluster, _command(namespace))
     assert code == 1
     _assert_one_clear_line(lines, "already sends admission to Service "
-                                  f"{namespace}/{certificates.SERVICE_NAME}")
-    assert _urls(cluster) == {f"service:{namespace}/{certificates.SERVICE_NAME}"}
+                                  f"{namespace}/{WEBHOOK_SERVICE_NAME}")
+    assert _urls(cluster) == {f"service:{namespace}/{WEBHOOK_SERVICE_NAME}"}
 
     # A killed local run's leftover (nothing listens on its port any more) is replaced, and
     # the new run is ready only once its own registration is in place.

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from kfserving_operator.webhooks.registration import CONFIGURATION_NAME
-from tests.integration.test_reconcile import sklearn_isvc
 from tests.support.cluster import Cluster
+from tests.support.isvc import sklearn_isvc
 from tests.support.operator import OperatorProcess
 from tests.support.outage import apiserver_down
 

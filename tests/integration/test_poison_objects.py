@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from kfserving_operator.api import constants as c
-from tests.integration.test_reconcile import sklearn_isvc
 from tests.support.cluster import Cluster, KubectlError, wait_for
+from tests.support.isvc import sklearn_isvc
 from tests.support.knative import KnativeStandIn
 from tests.support.operator import OperatorProcess
 

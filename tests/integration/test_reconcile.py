@@ -10,48 +10,17 @@ import pytest
 import yaml
 
 from tests.support.cluster import Cluster, wait_for
+from tests.support.isvc import (
+    condition,
+    get_or_none,
+    isvc_status,
+    sklearn_isvc,
+    wait_condition,
+)
 from tests.support.knative import KnativeStandIn
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def sklearn_isvc(name: str, uri: str = "gs://models/iris/v1", **predictor: Any) -> dict[
-        str, Any]:
-    return {
-        "apiVersion": "serving.kubeflow.org/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": {"predictor": {"sklearn": {"storageUri": uri}, **predictor}},
-    }
-
-
-def isvc_status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
-    status: dict[str, Any] = cluster.get_json("isvc", name, "-n", namespace).get("status") or {}
-    return status
-
-
-def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    for item in status.get("conditions") or []:
-        if item["type"] == kind:
-            return dict(item)
-    return {}
-
-
-def wait_condition(cluster: Cluster, namespace: str, name: str, kind: str, value: str,
-                   timeout: float = 30) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        status = isvc_status(cluster, namespace, name)
-        return status if condition(status, kind).get("status") == value else None
-
-    result: dict[str, Any] = wait_for(check, timeout=timeout,
-                                      message=f"{name} {kind}={value}")
-    return result
-
-
-def get_or_none(cluster: Cluster, *args: str) -> dict[str, Any] | None:
-    out = cluster.kubectl("get", *args, "-o", "json", check=False)
-    return json.loads(out) if out else None
 
 
 def test_apply_creates_knative_service_and_external_name_service(
@@ -277,20 +246,21 @@ def test_no_writes_when_nothing_changed_and_across_restart(
                                  namespace), message="VirtualService")
     time.sleep(2)  # let the last status write and its watch events settle
 
-    offset = operator.audit_offset()
+    offset, since = operator.audit_offset(), operator.log_offset()
     # Events that make the operator reconcile without changing anything it owns.
     cluster.kubectl("annotate", "services.serving.knative.dev", "iris-predictor-default",
                     "-n", namespace, "example.com/touched=1")
     cluster.kubectl("label", "virtualservices.networking.istio.io", "iris", "-n", namespace,
                     "example.com/touched=1")
     knative.observe("iris-predictor-default", ready=True)  # same status again
-    time.sleep(3)
+    # First the proof that the operator is alive and reconciled after those events.
+    operator.wait_reconciled(f"{namespace}/iris", since=since)
     writes = operator.writes_since(offset, namespace)
     assert writes == [], yaml.safe_dump([(w["verb"], w["requestURI"]) for w in writes])
 
-    offset = operator.audit_offset()
+    offset, since = operator.audit_offset(), operator.log_offset()
     operator.restart()
-    time.sleep(4)
+    operator.wait_reconciled(f"{namespace}/iris", since=since)  # the start's resync
     writes = operator.writes_since(offset, namespace)
     assert writes == [], yaml.safe_dump([(w["verb"], w["requestURI"]) for w in writes])
     assert condition(isvc_status(cluster, namespace, "iris"), "Ready")["status"] == "True"

@@ -220,17 +220,19 @@ def test_no_writes_when_nothing_changed_and_across_restart(
         wait_tm(cluster, namespace, name, "Ready", "True")
     time.sleep(2)
 
-    offset = operator.audit_offset()
+    offset, since = operator.audit_offset(), operator.log_offset()
     # Events that make the TrainedModel controller reconcile without changing anything.
     cluster.kubectl("label", "tm", "m1", "-n", namespace, "example.com/touched=1")
     KnativeStandIn(cluster, namespace).observe("mms-predictor-default", ready=True)
-    time.sleep(3)
+    # First the proof that the controller is alive and reconciled after those events.
+    operator.wait_reconciled(f"{namespace}/mms", since=since, trained_models=True)
     writes = operator.writes_since(offset, namespace)
     assert writes == [], yaml.safe_dump([(w["verb"], w["requestURI"]) for w in writes])
 
-    offset = operator.audit_offset()
+    offset, since = operator.audit_offset(), operator.log_offset()
     operator.restart()
-    time.sleep(4)
+    operator.wait_reconciled(f"{namespace}/mms", since=since)  # the start's resync
+    operator.wait_reconciled(f"{namespace}/mms", since=since, trained_models=True)
     writes = operator.writes_since(offset, namespace)
     assert writes == [], yaml.safe_dump([(w["verb"], w["requestURI"]) for w in writes])
 

@@ -102,7 +102,7 @@ def _der() -> Any:
 def test_mounted_certificate_rotation_is_picked_up(bare_cluster: Cluster,
                                                    tmp_path: Path) -> None:
     """cert-manager rewrites the mounted files; the operator serves and registers the new CA."""
-    from kfserving_operator.cluster.certs import issue_serving_cert, new_ca
+    from kfserving_operator.pki import issue_serving_cert, new_ca
     from kfserving_operator.webhooks.certificates import service_dns_names, write_pair
 
     cert_dir = tmp_path / "certs"

@@ -21,8 +21,8 @@ import pytest
 from kfserving_operator.webhooks.registration import VALIDATOR_PATH
 from kfserving_operator.webhooks.server import BODY_TIMEOUT_SECONDS, HEADER_TIMEOUT_SECONDS
 from tests.integration.test_poison_objects import poison_isvc
-from tests.integration.test_reconcile import sklearn_isvc
 from tests.support.cluster import Cluster, KubectlError
+from tests.support.isvc import sklearn_isvc
 from tests.support.operator import OperatorProcess
 
 SLACK_SECONDS = 5.0

@@ -1,4 +1,5 @@
-"""Reading InferenceServices and Knative's objects in tests: status, conditions, waits."""
+"""InferenceServices in tests: a small one to apply, and reading their status, conditions
+and children, with waits."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def isvc(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
-    """The condition ``kind`` of an object's status ({} when absent)."""
-    for cond in obj.get("status", {}).get("conditions", []) or []:
+    """The condition ``kind`` of an object, or of its status ({} when absent)."""
+    status = obj.get("status") if "status" in obj else obj
+    for cond in (status or {}).get("conditions", []) or []:
         if cond.get("type") == kind:
             return dict(cond)
     return {}
@@ -56,3 +58,30 @@ def names(cluster: Cluster, resource: str, namespace: str) -> set[str]:
     """Names of the objects of one resource in a namespace."""
     out = cluster.kubectl("get", resource, "-n", namespace, "-o", "name", check=False)
     return {line.split("/", 1)[1] for line in out.split() if "/" in line}
+
+
+def sklearn_isvc(name: str, uri: str = "gs://models/iris/v1",
+                 **predictor: Any) -> dict[str, Any]:
+    """An sklearn InferenceService; ``predictor`` adds fields to its predictor."""
+    return {
+        "apiVersion": "serving.kubeflow.org/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {"predictor": {"sklearn": {"storageUri": uri}, **predictor}},
+    }
+
+
+def isvc_status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = cluster.get_json("isvc", name, "-n", namespace).get("status") or {}
+    return status
+
+
+def wait_condition(cluster: Cluster, namespace: str, name: str, kind: str, value: str,
+                   timeout: float = 30) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        status = isvc_status(cluster, namespace, name)
+        return status if condition(status, kind).get("status") == value else None
+
+    result: dict[str, Any] = wait_for(check, timeout=timeout,
+                                      message=f"{name} {kind}={value}")
+    return result

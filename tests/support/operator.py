@@ -24,6 +24,8 @@ from typing import Any
 
 from kfserving_operator.cluster.localplane import free_port
 from tests.support.cluster import Cluster, wait_for
+from tests.support.metrics import Samples, parse, total, value
+from tests.support.replicas import http_get
 
 OPERATOR_USER = "kfserving-operator"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -100,6 +102,51 @@ class OperatorProcess:
         self.stop()
         self.start()
 
+    def metrics(self) -> Samples | None:
+        """The operator's metrics, or None when it does not answer (dead, stopped, stuck)."""
+        if self.process.poll() is not None:
+            return None
+        code, text = http_get(self.health_port, "/metrics")
+        return parse(text) if code == 200 else None
+
+    def log_offset(self) -> int:
+        """A bookmark in the operator's log, for :meth:`wait_reconciled`."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def wait_reconciled(self, *keys: str, since: int, trained_models: bool = False,
+                        timeout: float = 30) -> None:
+        """Proof of work, before a test counts zero writes.
+
+        Waits until this operator has logged a finished reconcile of every InferenceService
+        key (``namespace/name``) after the log offset ``since`` (with ``trained_models``, a
+        reconcile of the TrainedModel controller for those parents), and then until its
+        /metrics show nothing queued and the same reconcile count twice in a row. A dead or
+        stuck operator never gets there: a zero counted afterwards is a zero the operator
+        earned, not one a stopped process hands out.
+        """
+        def logged() -> bool:
+            if self.process.poll() is not None:
+                return False
+            with self.log_path.open("rb") as handle:
+                handle.seek(since)
+                text = handle.read().decode(errors="replace")
+            return all(f"reconcile {_log_key(key, trained_models)}: " in text for key in keys)
+
+        wait_for(logged, timeout=timeout, message=f"the operator to reconcile {', '.join(keys)}")
+        counts: list[float] = []
+
+        def idle() -> bool:
+            samples = self.metrics()
+            if samples is None:
+                counts.clear()
+                return False
+            count = total(samples, "kfserving_reconcile_total")
+            quiet = bool(counts) and counts[-1] == count
+            counts.append(count)
+            return quiet and value(samples, "kfserving_workqueue_depth") == 0
+
+        wait_for(idle, timeout=timeout, interval=0.5, message="the operator's queue to settle")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -122,6 +169,15 @@ class OperatorProcess:
                 if event.get("user", {}).get("username") == OPERATOR_USER
                 and (namespace is None
                      or event.get("objectRef", {}).get("namespace") == namespace)]
+
+
+def _log_key(key: str, trained_models: bool) -> str:
+    """How the work queue names a key in its log lines: ``ns/name`` for InferenceServices,
+    the key tuple for the TrainedModel controller (keyed by the parent)."""
+    if not trained_models:
+        return key
+    namespace, name = key.split("/", 1)
+    return repr((namespace, name))
 
 
 def audit_writes(audit_log: Path, offset: int) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfserving_operator.cluster.certs import issue_serving_cert, new_ca
 from kfserving_operator.cluster.localplane import free_port
+from kfserving_operator.pki import issue_serving_cert, new_ca
 from kfserving_operator.webhooks.certificates import write_pair
 from tests.support.cluster import Cluster, wait_for
 

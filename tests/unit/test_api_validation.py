@@ -17,13 +17,9 @@ from kfserving_operator.api import (
     validate_inference_service,
     validate_inference_service_dict,
 )
-from kfserving_operator.api.validation import (
-    format_path,
-    generated_names,
-    max_name_length,
-    parse_inference_service,
-    storage_uri_error,
-)
+from kfserving_operator.api.child_names import generated_names, max_name_length
+from kfserving_operator.api.field_errors import format_path, parse_inference_service
+from kfserving_operator.api.values import storage_uri_error
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

@@ -9,8 +9,9 @@ import pytest
 
 from kfserving_operator.operator.cache import IsvcKey, ObjectCache, controller_owner
 from kfserving_operator.operator.config_store import ConfigStore
-from kfserving_operator.operator.reconciler import is_subset, spec_hash, with_hash
+from kfserving_operator.operator.reconciler import spec_hash, with_hash
 from kfserving_operator.operator.workqueue import Requeue, WorkQueue
+from kfserving_operator.reconcile.common import is_subset
 
 
 async def test_queue_coalesces_a_burst_into_one_reconcile() -> None:
@@ -156,7 +157,8 @@ async def test_urgent_keys_overtake_the_resync_backlog() -> None:
 
 
 async def test_listed_isvc_whose_spec_was_never_handled_goes_before_the_resync() -> None:
-    from kfserving_operator.operator.handlers import OperatorOptions, Runtime, _isvc_event
+    from kfserving_operator.operator.events import _isvc_event
+    from kfserving_operator.operator.runtime import OperatorOptions, Runtime
 
     order: list[IsvcKey] = []
 

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from kfserving_operator.api.config import OperatorConfig
-from kfserving_operator.operator.trainedmodels import TrainedModelCache, _serves_one_model
+from kfserving_operator.operator.cache import TrainedModelCache
+from kfserving_operator.operator.trainedmodels import _serves_one_model
 from kfserving_operator.reconcile.trainedmodel import read_parent
 from kfserving_operator.webhooks.legacy import (
     needs_trained_model_checks,

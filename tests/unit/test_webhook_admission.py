@@ -9,6 +9,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
+from kfserving_operator.api import pipeline
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.podmutation.credentials import CredentialSources
 from kfserving_operator.webhooks import admission, registration
@@ -159,10 +160,10 @@ def test_deep_reviews_decode_and_name_the_deep_field() -> None:
 def test_validation_after_defaulting_reuses_the_defaulting_result_only_for_that_object() -> None:
     obj = _isvc({"sklearn": {"storageUri": "gs://bucket/model"}})
     defaulted = _patched(obj, admission.review_inference_service_defaulting(_review(obj), CONFIG))
-    assert admission._validation_key(defaulted, defaulted["spec"]) in admission._VALIDATED
+    assert pipeline.review_key(defaulted, defaulted["spec"]) in pipeline.RECENT
     answer = admission.review_inference_service_validation(_review(defaulted), CONFIG)
     assert answer["response"]["allowed"] is True
-    assert admission._validation_key(defaulted, defaulted["spec"]) not in admission._VALIDATED
+    assert pipeline.review_key(defaulted, defaulted["spec"]) not in pipeline.RECENT
 
     # The same object changed after defaulting (another webhook, say) is validated afresh.
     admission.review_inference_service_defaulting(_review(obj), CONFIG)

@@ -1,0 +1,3 @@
+module example.invalid/probebin
+
+go 1.26.0
