@@ -50,6 +50,7 @@ from kfserving_operator.api.constants import (
     PREDICTOR,
     PREV_TAG,
     QUEUE_PROXY_CONTAINER_NAME,
+    RAW_DEPLOYMENT,
     REVISION_SUFFIX_LENGTH,
     STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS,
     TRANSFORMER,
@@ -68,6 +69,7 @@ from kfserving_operator.api.predictor import (
     PredictorExtensionSpec,
 )
 from kfserving_operator.api.quantity import QuantityError, parse_quantity
+from kfserving_operator.api.raw_validation import isvc_mode, raw_mode_problems
 
 NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 _NAME_RE: Final = re.compile(NAME_PATTERN)
@@ -384,6 +386,7 @@ class _Validator:
         self.isvc = isvc
         self.config = config
         self.errors: list[FieldError] = []
+        self.raw = isvc_mode(isvc, config) == RAW_DEPLOYMENT
 
     def add(self, path: Sequence[str | int], message: str) -> None:
         self.errors.append(FieldError(format_path(path), message))
@@ -771,7 +774,7 @@ class _Validator:
                     (*base, "scaleMetric"),
                     f"must be one of [{', '.join(SCALE_METRICS)}]; got {metric!r}",
                 )
-            elif metric in ("cpu", "memory"):
+            elif metric in ("cpu", "memory") and not self.raw:
                 autoscaler = self.isvc.annotations.get(AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS)
                 if autoscaler != HPA_CLASS:
                     self.add(
@@ -815,6 +818,8 @@ class _Validator:
         self.annotations()
         for name, spec in self.isvc.components():
             self.component(name, spec)
+        for path, message in raw_mode_problems(self.isvc, self.config):
+            self.add(path, message)
         return self.errors
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.defaulting import default_inference_service
+from kfserving_operator.api.raw_admission import mode_change_errors
 from kfserving_operator.api.validation import (
     FieldError,
     parse_inference_service,
@@ -144,7 +145,8 @@ def review_inference_service_validation(
     review: Review, config: OperatorConfig
 ) -> dict[str, Any]:
     """Reject an InferenceService that breaks any rule; never block a deletion."""
-    return review_validation(review, lambda obj, _old: _validate(obj, config))
+    return review_validation(
+        review, lambda obj, old: _validate(obj, config) + mode_change_errors(obj, old, config))
 
 
 def review_pod_mutation(
