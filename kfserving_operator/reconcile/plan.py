@@ -21,11 +21,14 @@ from kfserving_operator.api.constants import (
     COMPONENTS,
     KNATIVE_API_VERSION,
     PREDICTOR,
+    RAW_DEPLOYMENT,
     TRANSFORMER,
     knative_service_name,
 )
 from kfserving_operator.api.defaulting import default_inference_service
+from kfserving_operator.api.deployment_mode import recorded_mode
 from kfserving_operator.api.inference_service import InferenceService
+from kfserving_operator.api.raw_validation import isvc_mode
 from kfserving_operator.api.validation import (
     FieldError,
     parse_inference_service,
@@ -88,6 +91,12 @@ class Observed:
     # be missing; the cause then comes from the Knative Service's own conditions.
     revisions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     pods: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    # Raw deployment mode: the observed children by (kind, name), and for Deployments that
+    # are not complete, their ReplicaSets and pods by Deployment name (reconcile/raw_plan.py).
+    raw: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    raw_replica_sets: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    raw_pods: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    gateway_api_installed: bool = True
 
 
 @dataclass(frozen=True)
@@ -233,12 +242,16 @@ def parse_and_default(
     raw: Mapping[str, Any], config: OperatorConfig
 ) -> tuple[InferenceService | None, list[FieldError]]:
     """Parse, default and validate the way the admission webhooks do."""
-    key = (_input_key(raw), id(config))
+    # The mode recorded in the status is part of the input: it decides the rules.
+    recorded = recorded_mode(raw)
+    key = (_input_key(raw) + (recorded or ""), id(config))
     hit = _PARSED.get(key)
     if hit is not None and hit[0] is config:
         _PARSED.move_to_end(key)
         return hit[1], list(hit[2])
     spec_only = {k: v for k, v in raw.items() if k != "status"}
+    if recorded:
+        spec_only["status"] = {"deploymentMode": recorded}
     model, errors = parse_inference_service(spec_only)
     result: InferenceService | None = None
     if model is not None:
@@ -272,6 +285,9 @@ def _plan(raw: dict[str, Any], config: OperatorConfig, observed: Observed, now: 
     isvc, errors = parse_and_default(raw, config)
     if isvc is None:
         return _failed_plan(raw, now, REASON_INVALID_SPEC, invalid_spec_message(errors))
+    if isvc_mode(isvc, config) == RAW_DEPLOYMENT:
+        from kfserving_operator.reconcile.raw_plan import plan_raw  # builds on this module
+        return plan_raw(raw, isvc, config, observed, now)
 
     stamp = format_time(now)
     components = isvc.components()
