@@ -49,6 +49,7 @@ from kfserving_operator.operator.conversion import (
 from kfserving_operator.operator.health import BindError, Readiness
 from kfserving_operator.operator.informer import Informer
 from kfserving_operator.operator.metrics import OperatorMetrics
+from kfserving_operator.operator.raw_reads import RAW_CHILD_TYPES
 from kfserving_operator.operator.reconciler import (
     Dependencies,
     ReconcileFailed,
@@ -64,6 +65,9 @@ logger = logging.getLogger("kfserving_operator")
 
 KNATIVE_CRD = f"services.{c.KNATIVE_GROUP}"
 ISTIO_CRD = f"virtualservices.{c.ISTIO_GROUP}"
+GATEWAY_API_CRD = f"httproutes.{c.GATEWAY_GROUP}"
+DEPENDENCY_CRDS = {KNATIVE_CRD: "knative_installed", ISTIO_CRD: "istio_installed",
+                   GATEWAY_API_CRD: "gateway_api_installed"}
 # How often certificates are checked; the environment overrides it (tests use seconds).
 CERTIFICATE_CHECK_SECONDS = float(os.environ.get("KFSERVING_CERT_CHECK_SECONDS", 3600))
 MOUNTED_CERTIFICATE_CHECK_SECONDS = float(os.environ.get("KFSERVING_CERT_CHECK_SECONDS", 60))
@@ -307,7 +311,8 @@ async def start_informers(runtime: Runtime) -> None:
     scopes: tuple[str | None, ...] = runtime.options.watch_namespaces or (None,)
     children = (("v1", "Service", None),
                 (c.KNATIVE_API_VERSION, "Service", "knative_installed"),
-                (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
+                (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"),
+                *RAW_CHILD_TYPES)
 
     def handle_child(type: str | None, obj: dict[str, Any]) -> None:
         _child_event(runtime, type, obj)
@@ -755,13 +760,12 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         return registry
 
     def _is_dependency_crd(**kwargs: Any) -> bool:
-        return kwargs["name"] in {KNATIVE_CRD, ISTIO_CRD}
+        return kwargs["name"] in DEPENDENCY_CRDS
 
     @kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                    when=_is_dependency_crd, registry=registry)
     async def dependency_crd_event(type: str | None, name: str, **_: Any) -> None:
-        runtime.set_dependency("knative_installed" if name == KNATIVE_CRD else "istio_installed",
-                               type != "DELETED")
+        runtime.set_dependency(DEPENDENCY_CRDS[name], type != "DELETED")
         for informer in runtime.informers:
             informer.recheck()  # start (or stop) watching the type without waiting
 

@@ -250,3 +250,19 @@ def test_gateway_canary_promote_and_rollback() -> None:
     assert component["latestRolledoutRevision"] == status["latestCreatedRevision"]
     assert component["previousRolledoutRevision"] == r1
     assert ("Deployment", prev) not in world and ("Service", prev) not in world
+
+
+def test_cache_keeps_raw_children_by_kind_and_name() -> None:
+    from kfserving_operator.operator.cache import ObjectCache
+
+    first = _plan(_isvc(), [])
+    cache = ObjectCache()
+    for obj in first.apply:
+        assert cache.put_child(simulated(obj)) == ("default", "model")
+    children = cache.children(("default", "model"))
+    assert set(children.raw) == {key(o) for o in first.apply}
+    assert children.service is None  # the component's Service is not the ExternalName one
+    for obj in first.apply:
+        assert children.counterpart(obj) is not None
+        cache.put_child(obj, deleted=True)
+    assert cache.children(("default", "model")).is_empty()
