@@ -69,9 +69,11 @@ def raw_isvc(name: str, **predictor: Any) -> dict[str, Any]:
     return obj
 
 
-def set_config(cluster: Cluster, **ingress: Any) -> None:
+def set_config(cluster: Cluster, mode: str = "Serverless", **ingress: Any) -> None:
+    """The operator's ConfigMap: the defaults, with ``ingress`` keys and the default mode."""
     config = OperatorConfig.model_validate(
-        {"ingress": {**OperatorConfig().ingress.model_dump(by_alias=True), **ingress}})
+        {"ingress": {**OperatorConfig().ingress.model_dump(by_alias=True), **ingress},
+         "deploy": {"defaultDeploymentMode": mode}})
     cluster.apply_yaml({"apiVersion": "v1", "kind": "ConfigMap",
                         "metadata": {"name": "inferenceservice-config",
                                      "namespace": "kfserving-system"},
