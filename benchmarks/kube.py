@@ -30,8 +30,10 @@ from lightkube.types import PatchType, on_error_retry
 from kfserving_operator.k8s.api import (
     ConfigMapResource,
     CoreServiceResource,
+    DeploymentResource,
     InferenceServiceResource,
     KnativeServiceResource,
+    ReplicaSetResource,
     VirtualServiceResource,
 )
 
@@ -41,6 +43,8 @@ RESOURCES: dict[str, Any] = {
     "service": CoreServiceResource,
     "vs": VirtualServiceResource,
     "configmap": ConfigMapResource,
+    "deployment": DeploymentResource,
+    "replicaset": ReplicaSetResource,
 }
 # Where a local-mode operator registers its loopback webhooks at start (and removes them at
 # stop): the webhook configurations, and the InferenceService CRD's conversion webhook. A

@@ -90,20 +90,12 @@ def rows(results: dict[str, Any]) -> list[Row]:
                        f"{_num(b1['isvc_create_rate_per_s'])} /s",
                        f"{_num(b1['isvc_create_rate_per_s'] / w_raw, 2)} x W_raw"
                        if w_raw else "n/a", "-", INFO))
-        lat = b1["per_isvc_latency"]["create_to_observed_generation"]
-        out.append(Row("B1", "per-isvc create -> observedGeneration p50 / p99",
-                       f"{_num(lat['p50_ms'])} / {_num(lat['p99_ms'])} ms",
-                       f"{_num(lat['p50_ms'] / rt50, 1)} / {_num(lat['p99_ms'] / rt99, 1)}"
-                       " x bare RT" if _finite(rt50, rt99, lat["p50_ms"]) else "n/a",
-                       "-", INFO))
-        profile = b1.get("operator_write_profile") or {}
-        if profile:
-            out.append(Row("B1", "operator write rate during B1 / mean writes in flight",
-                           f"{_num(profile['writes_per_s'])} /s / "
-                           f"{_num(profile['mean_in_flight'], 1)}",
-                           f"{_num(profile['writes_per_s'] / w_raw, 2)} x W_raw"
-                           if w_raw else "n/a",
-                           f"- ({b1.get('operator_workers', '?')} reconcile workers)", INFO))
+        out.append(_latency_row("B1", "per-isvc create -> observedGeneration p50 / p99",
+                                b1["per_isvc_latency"]["create_to_observed_generation"],
+                                rt50, rt99))
+        out += _write_rate_rows("B1", "operator write rate during B1 / mean writes in flight",
+                                b1, w_raw,
+                                f"- ({b1.get('operator_workers', '?')} reconcile workers)")
         out.append(Row("B1", "operator CPU per isvc (create burst, webhooks included)",
                        f"{_num(b1['operator_cpu_ms_per_isvc'])} ms", _cpu_ratio(b1, details),
                        "- (record)", INFO))
@@ -132,6 +124,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
         out.append(Row("B2", "operator CPU at idle",
                        f"{_num(b2['operator_cpu_s_per_min'] * 1000 / 60, 2)} ms/s", "-", "-",
                        INFO))
+
+    out += _raw_rows(results.get("R1"), w_raw, rt50, rt99)
 
     b3 = results.get("B3")
     if b3:
@@ -277,6 +271,69 @@ def rows(results: dict[str, Any]) -> list[Row]:
                        _ok(cfg["writes_per_isvc"] <= 2)))
         out.append(Row("CFG", "operator CPU per isvc for the config change",
                        f"{_num(cfg['operator_cpu_ms_per_isvc'])} ms", "-", "-", INFO))
+    return out
+
+
+def _latency_row(bench: str, metric: str, lat: dict[str, float], rt50: float | None,
+                 rt99: float | None) -> Row:
+    """A p50 / p99 latency, in ms and in bare round trips."""
+    return Row(bench, metric, f"{_num(lat['p50_ms'])} / {_num(lat['p99_ms'])} ms",
+               f"{_num(lat['p50_ms'] / rt50, 1)} / {_num(lat['p99_ms'] / rt99, 1)} x bare RT"
+               if rt50 and rt99 and _finite(rt50, rt99, lat["p50_ms"]) else "n/a", "-", INFO)
+
+
+def _write_rate_rows(bench: str, metric: str, result: dict[str, Any], w_raw: float | None,
+                     goal: str) -> list[Row]:
+    """The operator's write rate and mean writes in flight, from the audit timestamps."""
+    profile = result.get("operator_write_profile") or {}
+    if not profile:
+        return []
+    return [Row(bench, metric, f"{_num(profile['writes_per_s'])} /s / "
+                f"{_num(profile['mean_in_flight'], 1)}",
+                f"{_num(profile['writes_per_s'] / w_raw, 2)} x W_raw" if w_raw else "n/a",
+                goal, INFO)]
+
+
+def _raw_rows(r1: dict[str, Any] | None, w_raw: float | None, rt50: float | None,
+              rt99: float | None) -> list[Row]:
+    """R1, raw deployment mode, beside the serverless B1/B2 rows (no goals of its own but B2's
+    0 idle writes)."""
+    if not r1:
+        return []
+    n = r1["n"]
+    out = [Row("R1", f"raw burst create N={n}: all Deployments seen (time from first create)",
+               f"{_num(r1['t_deployments_s'], 2)} s"
+               + ("" if r1["complete"] else f" (INCOMPLETE: {r1['seen']})"),
+               f"T_min = 6N / W_raw = {_num(r1['t_min_s'], 2)} s; E = {_num(r1['e'], 2)}",
+               "- (beside B1 T_op)", INFO),
+           Row("R1", "all ReplicaSets (kube-controller-manager) / all observedGeneration",
+               f"{_num(r1['t_replica_sets_s'], 2)} / {_num(r1['t_observed_generation_s'], 2)} s",
+               "-", "-", INFO)]
+    out.append(_latency_row("R1", "per-isvc create -> Deployment p50 / p99",
+                            r1["per_isvc_latency"]["create_to_deployment"], rt50, rt99))
+    out += _write_rate_rows("R1", "operator write rate / mean writes in flight", r1, w_raw, "-")
+    out.append(Row("R1", "operator writes per raw isvc: create",
+                   _num(r1["operator_writes_per_isvc"], 2),
+                   _breakdown(r1["operator_writes"], n),
+                   "- (at least 5: Deployment, Service, HPA, Ingress, status)", INFO))
+    out.append(Row("R1", "operator GET+LIST per raw isvc: create",
+                   _num(r1["operator_reads_per_isvc"], 2),
+                   _breakdown(r1["operator_reads"], n), "-", INFO))
+    out.append(Row("R1", "operator CPU per raw isvc (pod webhook included) / RSS per isvc",
+                   f"{_num(r1['operator_cpu_ms_per_isvc'])} ms / "
+                   f"{_num(r1['kib_per_isvc'])} KiB", "-", "-", INFO))
+    idle = r1["idle"]
+    out.append(Row("R1", f"idle writes, {idle['isvcs']} isvcs ({n} raw), "
+                   f"{_num(idle['seconds'], 0)} s",
+                   f"{_num(idle['writes_per_min'], 2)} writes/min", "absolute",
+                   "0 writes/min (as B2)", _ok(idle["writes_per_min"] == 0)))
+    out.append(Row("R1", "idle operator GET+LIST (pods Pending: every Deployment incomplete)",
+                   f"{_num(idle['operator_reads_per_min'], 1)} reads/min",
+                   _breakdown(idle["operator_reads"], 1) if idle["operator_reads"] else "-",
+                   "- (an incomplete Deployment is re-read every 10 s)", INFO))
+    out.append(Row("R1", "operator CPU at idle",
+                   f"{_num(idle['operator_cpu_s_per_min'] * 1000 / 60, 2)} ms/s", "-", "-",
+                   INFO))
     return out
 
 

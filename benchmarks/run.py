@@ -47,7 +47,7 @@ from tests.support.cluster import Cluster, install_crds
 from tests.support.operator import OperatorProcess, run_operator
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "CFG")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "CFG", "R1")
 
 
 class BenchControlPlane(LocalControlPlane):
@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="InferenceServices in B1 (1000)")
     parser.add_argument("--only", default=",".join(ALL),
-                        help="comma-separated subset of B1,B2,B3,B4,B5,B6,B7,CFG (B1 always "
+                        help="comma-separated subset of B1,B2,B3,B4,B5,B6,B7,CFG,R1 (B1 always "
                              "runs: the others need its objects)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/latest.json")
     parser.add_argument("--md", type=Path, default=None,
@@ -232,6 +232,8 @@ async def _benchmarks(ctx: Context, results: dict[str, Any]) -> None:
         await _guarded(b7, "delete", lambda: scenarios.b7_delete(ctx, delete_set), errors)
     if b7:
         results["B7"] = b7
+    if "R1" in only:  # last: the serverless figures above are measured without raw objects
+        await _guarded(results, "R1", lambda: scenarios.r1_raw(ctx), errors)
     if "B4" in only:
         results["B4"] = scenarios.b4_summary(baseline, loaded, after_restart)
     await ctx.tracker.stop()
@@ -280,7 +282,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cluster = Cluster(state.kubeconfig, find_tool("kubectl"), state)
         install_crds(cluster)
         crds_installed = time.monotonic()
-        for namespace in (BENCH_NAMESPACE, CALIBRATION_NAMESPACE, scenarios.CONFIG_NAMESPACE):
+        for namespace in (BENCH_NAMESPACE, CALIBRATION_NAMESPACE, scenarios.CONFIG_NAMESPACE,
+                          scenarios.RAW_NAMESPACE):
             cluster.kubectl("create", "namespace", namespace)
         # The operator's ConfigMap, as an install has it: without it the operator reports it
         # missing (a Warning event) at every start, which B3 would count as a restart write.

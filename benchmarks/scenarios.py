@@ -26,6 +26,7 @@ from tests.support.knative import KnativeStandIn
 from tests.support.operator import OPERATOR_USER, OperatorProcess
 
 BENCH_NAMESPACE = "bench"
+RAW_NAMESPACE = "bench-raw"
 CALIBRATION_NAMESPACE = "bench-calibration"
 STORAGE_URI_ANNOTATION = "internal.serving.kubeflow.org/storage-initializer-sourceuri"
 
@@ -42,7 +43,7 @@ class Options:
     calibration_objects: int = 1000
     round_trip_samples: int = 200
     quiet_seconds: float = 3.0
-    only: frozenset[str] = frozenset({"B1", "B2", "B3", "B4", "B5", "B6", "B7", "CFG"})
+    only: frozenset[str] = frozenset({"B1", "B2", "B3", "B4", "B5", "B6", "B7", "CFG", "R1"})
 
 
 @dataclass
@@ -115,10 +116,13 @@ def ksvc_name(isvc: str) -> str:
     return f"{isvc}-predictor-default"
 
 
-def isvc_body(name: str, uri: str) -> Obj:
+def isvc_body(name: str, uri: str, namespace: str = BENCH_NAMESPACE,
+              annotations: dict[str, str] | None = None) -> Obj:
+    metadata: Obj = {"name": name, "namespace": namespace}
+    if annotations:
+        metadata["annotations"] = annotations
     return {"apiVersion": "serving.kubeflow.org/v1beta1", "kind": "InferenceService",
-            "metadata": {"name": name, "namespace": BENCH_NAMESPACE},
-            "spec": {"predictor": {"sklearn": {"storageUri": uri}}}}
+            "metadata": metadata, "spec": {"predictor": {"sklearn": {"storageUri": uri}}}}
 
 
 def total_writes(counts: dict[str, int]) -> int:
@@ -712,3 +716,127 @@ async def config_change(ctx: Context) -> dict[str, Any]:
             "writes_per_isvc": total_writes(writes) / len(names) if names else float("nan"),
             "operator_cpu_ms_per_isvc": (cpu_after - cpu_before) / max(1, len(names)) * 1000,
             "settle_wait_s": settle}
+
+
+# -- R1 raw deployment mode ---------------------------------------------------------------------
+
+RAW_MODE_ANNOTATIONS = {"serving.kubeflow.org/deploymentMode": "RawDeployment"}
+
+
+def raw_names(n: int) -> list[str]:
+    return [f"r{i:05d}" for i in range(n)]
+
+
+def _owned_by(names: frozenset[str]) -> kube.Predicate:
+    """A ReplicaSet that exists and is owned by one of the Deployments ``names``."""
+    def check(event_type: str, body: Obj) -> bool:
+        owners = (body.get("metadata") or {}).get("ownerReferences") or []
+        return event_type != "DELETED" and any(
+            o.get("kind") == "Deployment" and o.get("name") in names for o in owners)
+    return check
+
+
+async def r1_raw(ctx: Context) -> dict[str, Any]:
+    """N raw InferenceServices in a namespace of their own, then an idle window.
+
+    Times until the bench's watch has seen every Deployment, every ReplicaSet (made by
+    kube-controller-manager, so the Deployment is one the real controller acts on) and every
+    isvc's observedGeneration; the operator's writes and reads per isvc; then writes, reads and
+    CPU per minute while nothing changes. There is no node: the pods stay Pending, so every
+    Deployment stays incomplete (which the operator re-reads every 10 s to say why).
+    """
+    options = ctx.options
+    names = raw_names(options.n)
+    n = len(names)
+    deployments = [ksvc_name(x) for x in names]
+    tracker = Tracker(ctx.client, RAW_NAMESPACE, ("isvc", "deployment", "replicaset"))
+    await tracker.start()
+    try:
+        deployment_seen = tracker.probe("deployment", kube.exists, deployments)
+        replica_set_seen = tracker.probe("replicaset", _owned_by(frozenset(deployments)))
+        observed = tracker.probe("isvc", kube.observed_generation_at_least(1), names)
+        sent: dict[str, float] = {}
+
+        async def create(index: int) -> None:
+            name = names[index]
+            sent[name] = time.perf_counter()
+            await ctx.client.create(kube.RESOURCES["isvc"](isvc_body(
+                name, f"gs://bench/{name}/v1", RAW_NAMESPACE, RAW_MODE_ANNOTATIONS)))
+
+        offset = ctx.operator.audit_offset()
+        cpu_before = cpu_seconds(ctx.pid)
+        rss_before = memory(ctx.pid).rss_mib
+        started = time.perf_counter()
+
+        def until(probe: kube.Probe) -> float:
+            return max(probe.first.values(), default=started) - started
+
+        outcome = await kube.run_concurrently(n, options.concurrency, create)
+        creates_done = time.perf_counter() - started
+        complete = await tracker.wait(
+            lambda: deployment_seen.done(n) and replica_set_seen.done(n) and observed.done(n),
+            timeout=max(180.0, n * 0.5))
+
+        settle = await ctx.settle()
+        cpu_after = cpu_seconds(ctx.pid)
+        writes = ctx.writes_since(offset)
+        reads = ctx.reads_since(offset)
+        tracker.drop(deployment_seen, replica_set_seen, observed)
+
+        idle_offset = ctx.operator.audit_offset()
+        idle_cpu = cpu_seconds(ctx.pid)
+        await asyncio.sleep(options.idle_seconds)
+        idle_cpu = cpu_seconds(ctx.pid) - idle_cpu
+        idle_writes = ctx.writes_since(idle_offset)
+        idle_reads = ctx.reads_since(idle_offset)
+        rss_after = memory(ctx.pid).rss_mib
+    finally:
+        await tracker.stop()
+
+    # isvc create (bench) + Deployment, Service, HPA, Ingress and status (operator)
+    minimal_writes = 6 * n
+    t_min = minimal_writes / ctx.calibration.writes_per_s
+    t_deployments = until(deployment_seen)
+    operator_writes = total_writes(writes)
+    seconds = options.idle_seconds
+    return {
+        "n": n,
+        "complete": complete,
+        "seen": {"deployment": len(deployment_seen.first),
+                 "replicaset": len(replica_set_seen.first),
+                 "observed_generation": len(observed.first)},
+        "create_error_count": len(outcome.errors),
+        "create_errors": outcome.errors[:10],
+        "t_creates_s": creates_done,
+        "t_deployments_s": t_deployments,
+        "t_replica_sets_s": until(replica_set_seen),
+        "t_observed_generation_s": until(observed),
+        "t_min_s": t_min,
+        "e": t_min / t_deployments if t_deployments else float("nan"),
+        "per_isvc_latency": {
+            "create_to_deployment": summary(
+                deployment_seen.first[ksvc_name(x)] - sent[x]
+                for x in names if ksvc_name(x) in deployment_seen.first),
+            "create_to_observed_generation": summary(observed.first[x] - sent[x]
+                                                     for x in names if x in observed.first),
+        },
+        "operator_cpu_ms_per_isvc": (cpu_after - cpu_before) / n * 1000,
+        "rss_mib": {"before": rss_before, "after": rss_after},
+        "kib_per_isvc": (rss_after - rss_before) * 1024 / n,
+        "settle_wait_s": settle,
+        "operator_writes": writes,
+        "operator_writes_per_isvc": operator_writes / n,
+        "operator_write_profile": kube.write_profile(ctx.operator_writes(offset)),
+        "operator_reads": reads,
+        "operator_reads_per_isvc": total_writes(reads) / n,
+        "idle": {
+            "seconds": seconds,
+            "isvcs": n + len(ctx.tracker.objects["isvc"]),
+            "operator_writes": idle_writes,
+            "writes_per_min": total_writes(idle_writes) / seconds * 60,
+            "write_samples": ctx.write_samples(idle_offset),
+            "operator_reads": idle_reads,
+            "operator_reads_per_min": total_writes(idle_reads) / seconds * 60,
+            "operator_cpu_s_per_min": idle_cpu / seconds * 60,
+        },
+    }

@@ -12,12 +12,19 @@ A key that is present and valid is merged over the defaults, so a partial object
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from kfserving_operator.api.base import ApiModel
+from kfserving_operator.api.constants import SERVERLESS
+from kfserving_operator.api.deployment_mode import MODE_SPELLINGS, normalise_mode
+from kfserving_operator.api.domain_template import (
+    DEFAULT_DOMAIN_TEMPLATE,
+    domain_template_error,
+)
 from kfserving_operator.api.quantity import QuantityError, parse_quantity
 
 CONFIGMAP_NAME = "inferenceservice-config"
@@ -238,6 +245,10 @@ class CredentialsConfig(ConfigModel):
     s3: S3CredentialsConfig = S3CredentialsConfig()
 
 
+DEFAULT_GATEWAY = "kfserving-system/kfserving-ingress-gateway"
+GATEWAY_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+
+
 class IngressConfig(ConfigModel):
     """The ``ingress`` key: gateways, the services behind them, and how URLs are built."""
 
@@ -248,6 +259,14 @@ class IngressConfig(ConfigModel):
     ingress_domain: str = "example.com"
     url_scheme: str = "http"
     cluster_domain: str = "cluster.local"
+    # Raw deployment mode only (KServe's keys; KFServing 0.6.1 ignores them).
+    domain_template: str = DEFAULT_DOMAIN_TEMPLATE
+    ingress_class_name: str | None = None
+    disable_ingress_creation: bool = False
+    enable_gateway_api: bool = False
+    kserve_ingress_gateway: str = DEFAULT_GATEWAY
+    # HTTPRoute ``timeouts.request``; none unless set (some gateways refuse the field).
+    http_route_timeout: str | None = None
 
     @field_validator("ingress_gateway", "ingress_service", "local_gateway", "local_gateway_service")
     @classmethod
@@ -256,12 +275,49 @@ class IngressConfig(ConfigModel):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("domain_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        problem = domain_template_error(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("kserve_ingress_gateway")
+    @classmethod
+    def _gateway(cls, value: str) -> str:
+        namespace, _, name = value.partition("/")
+        if not namespace or not name or "/" in name:
+            raise ValueError(f"must be <namespace>/<name> of a Gateway; got {value!r}")
+        return value
+
+    @field_validator("http_route_timeout")
+    @classmethod
+    def _timeout(cls, value: str | None) -> str | None:
+        if value is not None and not GATEWAY_DURATION.match(value):
+            raise ValueError(f"must be a Gateway API duration such as 60s or 1m30s; got {value!r}")
+        return value
+
     @field_validator("url_scheme")
     @classmethod
     def _scheme(cls, value: str) -> str:
         if value not in {"http", "https"}:
             raise ValueError("must be http or https")
         return value
+
+
+class DeployConfig(ConfigModel):
+    """The ``deploy`` key: the deployment mode of InferenceServices without the annotation."""
+
+    default_deployment_mode: str = SERVERLESS
+
+    @field_validator("default_deployment_mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        mode = normalise_mode(value)
+        if mode is None:
+            raise ValueError(f"must be one of {', '.join(MODE_SPELLINGS)}; got {value!r}")
+        return mode
 
 
 class LoggerConfig(ResourceSettings):
@@ -323,6 +379,7 @@ class OperatorConfig(ConfigModel):
     batcher: BatcherConfig = BatcherConfig()
     agent: AgentConfig = AgentConfig()
     inference_service: InferenceServiceDefaults = InferenceServiceDefaults()
+    deploy: DeployConfig = DeployConfig()
 
     def to_configmap_data(self) -> dict[str, str]:
         """The config as ConfigMap ``data``: one JSON string per key, like the shipped one."""
@@ -354,7 +411,7 @@ CONFIG_KEYS: dict[str, str] = {
     field.alias or name: name for name, field in OperatorConfig.model_fields.items()
 }
 # Keys whose absence is normal: KFServing's own ConfigMap never had them.
-OPTIONAL_KEYS = frozenset({"transformers", "inferenceService"})
+OPTIONAL_KEYS = frozenset({"transformers", "inferenceService", "deploy"})
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,31 @@ def model_config_name(isvc_name: str, shard: int = 0) -> str:
     """The multi-model config ConfigMap: ``modelconfig-<isvc>-<shard>`` (KFServing uses one
     shard per InferenceService; the name keeps the shard suffix)."""
     return f"modelconfig-{isvc_name}-{shard}"
+
+
+# Raw deployment mode: plain Deployments, Services and HPAs instead of Knative Services.
+DEPLOYMENT_MODE_ANNOTATION: Final = f"{GROUP}/deploymentMode"
+SERVERLESS: Final = "Serverless"
+RAW_DEPLOYMENT: Final = "RawDeployment"
+# KServe's later spellings of the same two modes, accepted and normalised.
+DEPLOYMENT_MODE_SYNONYMS: Final = {"Knative": SERVERLESS, "Standard": RAW_DEPLOYMENT}
+# Which autoscaler a raw component gets: an HPA (default), or none with a fixed replica
+# count from minReplicas, or none at all (an external autoscaler owns the replica count).
+AUTOSCALER_CLASS_ANNOTATION: Final = f"{GROUP}/autoscalerClass"
+AUTOSCALER_HPA: Final = "hpa"
+AUTOSCALER_NONE: Final = "none"
+AUTOSCALER_EXTERNAL: Final = "external"
+AUTOSCALER_CLASSES: Final = (AUTOSCALER_HPA, AUTOSCALER_NONE, AUTOSCALER_EXTERNAL)
+# The pod label a raw component's Deployment and Service select on: "isvc.<deployment>".
+RAW_APP_LABEL: Final = "app"
+RAW_APP_PREFIX: Final = "isvc."
+# Our hash of a raw component's pod template: the "revision" of a Deployment.
+RAW_REVISION_ANNOTATION: Final = f"{GROUP}/revision"
+# During a raw canary, the previous rolled-out revision runs in "<deployment>-prev".
+RAW_PREVIOUS_SUFFIX: Final = "-prev"
+DEFAULT_HPA_UTILIZATION: Final = 80
+APPS_API_VERSION: Final = "apps/v1"
+HPA_API_VERSION: Final = "autoscaling/v2"
+INGRESS_API_VERSION: Final = "networking.k8s.io/v1"
+GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
+GATEWAY_API_VERSION: Final = f"{GATEWAY_GROUP}/v1"

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.defaulting import default_inference_service
+from kfserving_operator.api.deployment_mode import recorded_mode
 from kfserving_operator.api.field_errors import FieldError, parse_inference_service
 from kfserving_operator.api.inference_service import InferenceService
 from kfserving_operator.api.validation import validate_inference_service
@@ -103,11 +104,16 @@ def _run(obj: Mapping[str, Any], config: OperatorConfig) -> tuple[Result, bool]:
 
 def parse_and_default(raw: Mapping[str, Any], config: OperatorConfig) -> Result:
     """The reconciler's view: the defaulted model when the spec is valid (else None), and
-    the errors. The status is not read."""
-    key = object_key(raw)
+    the errors. Of the status only the recorded deployment mode is read."""
+    # The mode recorded in the status is part of the input: it decides the rules.
+    recorded = recorded_mode(raw)
+    key = object_key(raw) + (f"|mode:{recorded}" if recorded else "")
     hit: Result | None = RECENT.get(key, config)
     if hit is None:
-        (model, errors), _ = _run({k: v for k, v in raw.items() if k != "status"}, config)
+        spec_only: dict[str, Any] = {k: v for k, v in raw.items() if k != "status"}
+        if recorded:
+            spec_only["status"] = {"deploymentMode": recorded}
+        (model, errors), _ = _run(spec_only, config)
         hit = (None if errors else model, errors)
         RECENT.put(key, config, hit)
     return hit[0], list(hit[1])

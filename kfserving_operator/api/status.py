@@ -126,6 +126,11 @@ class InferenceServiceStatus(StatusModel):
     components: dict[str, ComponentStatusSpec] | None = Field(
         default=None, description="Status of each component, keyed predictor|transformer|explainer."
     )
+    deployment_mode: str | None = Field(
+        default=None,
+        description="How the InferenceService is served, Serverless or RawDeployment; set by "
+        "the operator once, then fixed.",
+    )
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of the given type, if any."""

@@ -49,6 +49,7 @@ from kfserving_operator.api.constants import (
     KPA_CLASS,
     LOGGER_MODES,
     PREDICTOR,
+    RAW_DEPLOYMENT,
     STORAGE_INITIALIZER_RESOURCE_ANNOTATIONS,
     TRANSFORMER,
 )
@@ -79,6 +80,7 @@ from kfserving_operator.api.predictor import (
     ONNXRuntimeSpec,
     PredictorExtensionSpec,
 )
+from kfserving_operator.api.raw_validation import isvc_mode, raw_mode_problems
 from kfserving_operator.api.values import (
     DNS_LABEL_RE,
     QUALIFIED_RESOURCE_RE,
@@ -113,6 +115,7 @@ class _Validator:
         self.isvc = isvc
         self.config = config
         self.errors: list[FieldError] = []
+        self.raw = isvc_mode(isvc, config) == RAW_DEPLOYMENT
 
     def add(self, path: Sequence[str | int], message: str) -> None:
         self.errors.append(FieldError(format_path(path), message))
@@ -501,7 +504,7 @@ class _Validator:
                     (*base, "scaleMetric"),
                     f"must be one of [{', '.join(SCALE_METRICS)}]; got {metric!r}",
                 )
-            elif metric in ("cpu", "memory"):
+            elif metric in ("cpu", "memory") and not self.raw:
                 autoscaler = self.isvc.annotations.get(AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS)
                 if autoscaler != HPA_CLASS:
                     self.add(
@@ -545,6 +548,8 @@ class _Validator:
         self.annotations()
         for name, spec in self.isvc.components():
             self.component(name, spec)
+        for path, message in raw_mode_problems(self.isvc, self.config):
+            self.add(path, message)
         return self.errors
 
 

@@ -73,6 +73,12 @@ ValidatingWebhookResource = create_global_resource(
     "validatingwebhookconfigurations",
 )
 LeaseResource = create_namespaced_resource("coordination.k8s.io", "v1", "Lease", "leases")
+DeploymentResource = create_namespaced_resource("apps", "v1", "Deployment", "deployments")
+ReplicaSetResource = create_namespaced_resource("apps", "v1", "ReplicaSet", "replicasets")
+HPAResource = create_namespaced_resource(
+    "autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+IngressResource = create_namespaced_resource("networking.k8s.io", "v1", "Ingress", "ingresses")
+HTTPRouteResource = create_namespaced_resource(c.GATEWAY_GROUP, "v1", "HTTPRoute", "httproutes")
 CRDResource = create_global_resource(
     "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions"
 )
@@ -94,6 +100,11 @@ _BY_API_VERSION_KIND: dict[tuple[str, str], Any] = {
         ValidatingWebhookResource,
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): CRDResource,
     ("coordination.k8s.io/v1", "Lease"): LeaseResource,
+    (c.APPS_API_VERSION, "Deployment"): DeploymentResource,
+    (c.APPS_API_VERSION, "ReplicaSet"): ReplicaSetResource,
+    (c.HPA_API_VERSION, "HorizontalPodAutoscaler"): HPAResource,
+    (c.INGRESS_API_VERSION, "Ingress"): IngressResource,
+    (c.GATEWAY_API_VERSION, "HTTPRoute"): HTTPRouteResource,
 }
 
 

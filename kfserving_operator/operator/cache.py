@@ -55,10 +55,23 @@ def identity(obj: dict[str, Any]) -> ChildKey:
             sys.intern(str(meta.get("namespace", ""))), str(meta.get("name", "")))
 
 
+# Raw deployment mode's children, kept by "<kind>/<name>" (a component has several).
+RAW_KINDS = frozenset({(c.APPS_API_VERSION, "Deployment"),
+                       (c.HPA_API_VERSION, "HorizontalPodAutoscaler"),
+                       (c.INGRESS_API_VERSION, "Ingress"),
+                       (c.GATEWAY_API_VERSION, "HTTPRoute")})
+
+
 def slot(obj: dict[str, Any]) -> tuple[str, str] | None:
     """Where a child sits among its parent's children: ("ksvc", component), ("vs", ""),
-    ("service", ""), or None for anything else (a Knative Service without a component)."""
+    ("service", ""), ("raw", "<kind>/<name>"), or None for anything else (a Knative Service
+    without a component)."""
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    name = str(obj.get("metadata", {}).get("name", ""))
+    if (api_version, kind) in RAW_KINDS or (
+            api_version == "v1" and kind == "Service"
+            and (obj.get("metadata", {}).get("labels") or {}).get(c.COMPONENT_LABEL)):
+        return ("raw", f"{kind}/{name}")
     if api_version == c.KNATIVE_API_VERSION and kind == "Service":
         component = obj.get("metadata", {}).get("labels", {}).get(c.COMPONENT_LABEL)
         return ("ksvc", str(component)) if component is not None else None
@@ -96,9 +109,12 @@ class Children:
     ksvcs: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> object
     virtual_service: dict[str, Any] | None = None
     service: dict[str, Any] | None = None
+    # raw deployment mode: (kind, name) -> object
+    raw: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
-        return not self.ksvcs and self.virtual_service is None and self.service is None
+        return not self.ksvcs and self.virtual_service is None and self.service is None \
+            and not self.raw
 
     def counterpart(self, desired: dict[str, Any]) -> dict[str, Any] | None:
         """The observed child that ``desired`` would become, if it exists."""
@@ -106,6 +122,9 @@ class Children:
         if where is None:
             return None
         kind, component = where
+        if kind == "raw":
+            child_kind, _, name = component.partition("/")
+            return self.raw.get((child_kind, name))
         if kind == "ksvc":
             return self.ksvcs.get(component)
         return self.virtual_service if kind == "vs" else self.service
@@ -116,9 +135,11 @@ class _StoredChildren:
     ksvcs: dict[str, bytes] = field(default_factory=dict)
     virtual_service: bytes | None = None
     service: bytes | None = None
+    raw: dict[str, bytes] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
-        return not self.ksvcs and self.virtual_service is None and self.service is None
+        return not self.ksvcs and self.virtual_service is None and self.service is None \
+            and not self.raw
 
 
 class ObjectCache:
@@ -169,7 +190,8 @@ class ObjectCache:
     def children_of(self, api_version: str, kind: str) -> Iterator[dict[str, Any]]:
         """Every stored child of one type, decoded one at a time."""
         for stored in list(self._children.values()):
-            for data in [*stored.ksvcs.values(), stored.virtual_service, stored.service]:
+            for data in [*stored.ksvcs.values(), stored.virtual_service, stored.service,
+                         *stored.raw.values()]:
                 obj = _decode(data)
                 if obj is not None and obj.get("apiVersion") == api_version \
                         and obj.get("kind") == kind:
@@ -208,6 +230,9 @@ class ObjectCache:
                    if (obj := _decode(data)) is not None},
             virtual_service=_decode(stored.virtual_service),
             service=_decode(stored.service),
+            raw={(kind, name): obj for where, data in stored.raw.items()
+                 for kind, _, name in [where.partition("/")]
+                 if (obj := _decode(data)) is not None},
         )
 
     def put_child(self, obj: dict[str, Any], *, deleted: bool = False) -> IsvcKey | None:
@@ -223,7 +248,12 @@ class ObjectCache:
         stored = self._children.setdefault(key, _StoredChildren())
         data = None if deleted else _encode(obj)
         kind, component = where
-        if kind == "ksvc":
+        if kind == "raw":
+            if data is None:
+                stored.raw.pop(component, None)
+            else:
+                stored.raw[component] = data
+        elif kind == "ksvc":
             if data is None:
                 stored.ksvcs.pop(component, None)
             else:

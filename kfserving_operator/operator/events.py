@@ -21,6 +21,7 @@ from kfserving_operator.k8s.decoding import PoisonReport
 from kfserving_operator.operator import poison
 from kfserving_operator.operator.cache import IsvcKey, controller_owner
 from kfserving_operator.operator.informer import Informer
+from kfserving_operator.operator.raw_reads import RAW_CHILD_TYPES
 from kfserving_operator.operator.runtime import Runtime, unobserved
 
 logger = logging.getLogger("kfserving_operator")
@@ -132,7 +133,8 @@ async def start_informers(runtime: Runtime) -> None:
     scopes: tuple[str | None, ...] = runtime.options.watch_namespaces or (None,)
     children = (("v1", "Service", None),
                 (c.KNATIVE_API_VERSION, "Service", "knative_installed"),
-                (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"))
+                (c.ISTIO_API_VERSION, "VirtualService", "istio_installed"),
+                *RAW_CHILD_TYPES)
 
     def handle_child(type: str | None, obj: dict[str, Any]) -> None:
         _child_event(runtime, type, obj)

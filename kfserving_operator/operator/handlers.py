@@ -33,6 +33,9 @@ KNATIVE_CRD = f"services.{c.KNATIVE_GROUP}"
 
 
 ISTIO_CRD = f"virtualservices.{c.ISTIO_GROUP}"
+GATEWAY_API_CRD = f"httproutes.{c.GATEWAY_GROUP}"
+DEPENDENCY_CRDS = {KNATIVE_CRD: "knative_installed", ISTIO_CRD: "istio_installed",
+                   GATEWAY_API_CRD: "gateway_api_installed"}
 
 
 # kopf's retries of a failed request (its watches and listings); the longest one bounds how
@@ -79,13 +82,12 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         return registry
 
     def _is_dependency_crd(**kwargs: Any) -> bool:
-        return kwargs["name"] in {KNATIVE_CRD, ISTIO_CRD}
+        return kwargs["name"] in DEPENDENCY_CRDS
 
     @kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                    when=_is_dependency_crd, registry=registry)
     async def dependency_crd_event(type: str | None, name: str, **_: Any) -> None:
-        runtime.set_dependency("knative_installed" if name == KNATIVE_CRD else "istio_installed",
-                               type != "DELETED")
+        runtime.set_dependency(DEPENDENCY_CRDS[name], type != "DELETED")
         for informer in runtime.informers:
             informer.recheck()  # start (or stop) watching the type without waiting
 

@@ -27,6 +27,7 @@ from typing import Any
 from kfserving_operator import counters
 from kfserving_operator.api import constants as c
 from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.api.deployment_mode import resolve_mode
 from kfserving_operator.k8s.api import (
     ApiUnavailable,
     KubeApi,
@@ -34,6 +35,7 @@ from kfserving_operator.k8s.api import (
     NamespaceTerminating,
     ResourceNotInstalled,
 )
+from kfserving_operator.operator import raw_reads
 from kfserving_operator.operator.cache import ChildKey, Children, IsvcKey, ObjectCache, identity
 from kfserving_operator.operator.workqueue import Requeue
 from kfserving_operator.reconcile.common import is_subset
@@ -83,6 +85,7 @@ class Dependencies:
 
     knative_installed: bool = True
     istio_installed: bool = True
+    gateway_api_installed: bool = True
 
 
 @dataclass
@@ -110,8 +113,11 @@ class Reconciler:
         self._problems.pop(key, None)
 
     def _observed(self, key: IsvcKey, children: Children,
-                  failures: FailedRevisions | None = None) -> Observed:
+                  failures: FailedRevisions | None = None,
+                  incomplete: tuple[raw_reads.Objects, raw_reads.Objects] | None = None
+                  ) -> Observed:
         revisions, pods = failures or ({}, {})
+        replica_sets, raw_pods = incomplete or ({}, {})
         return Observed(
             ksvcs=children.ksvcs,
             knative_installed=self.dependencies.knative_installed,
@@ -119,6 +125,10 @@ class Reconciler:
             problems=self._problems.get(key, ()),
             revisions=revisions,
             pods=pods,
+            raw=children.raw,
+            raw_replica_sets=replica_sets,
+            raw_pods=raw_pods,
+            gateway_api_installed=self.dependencies.gateway_api_installed,
         )
 
     async def _read_failed_revisions(self, namespace: str, children: Children
@@ -198,6 +208,8 @@ class Reconciler:
             self.dependencies.knative_installed = False
         elif obj["apiVersion"].startswith(c.ISTIO_GROUP):
             self.dependencies.istio_installed = False
+        elif obj["apiVersion"] == c.GATEWAY_API_VERSION:
+            self.dependencies.gateway_api_installed = False
 
     def _standing_down(self, namespace: str) -> bool:
         since = self._terminating.get(namespace)
@@ -235,7 +247,8 @@ class Reconciler:
         config = self.config()
         children = self.cache.children(key)
         failures = await self._read_failed_revisions(key[0], children)
-        plan = plan_reconcile(isvc, config, self._observed(key, children, failures),
+        incomplete = await raw_reads.read_incomplete(self.api, key[0], children)
+        plan = plan_reconcile(isvc, config, self._observed(key, children, failures, incomplete),
                               self.clock())
         problems, writes = await self._apply_children(key, plan.apply, children)
         for ref in plan.delete:
@@ -261,7 +274,8 @@ class Reconciler:
             # Re-plan so the status tells the truth about what was just written, failed or
             # recovered (one status write now instead of another when the watch catches up).
             children = self.cache.children(key)
-            plan = plan_reconcile(isvc, config, self._observed(key, children, failures),
+            plan = plan_reconcile(isvc, config,
+                                  self._observed(key, children, failures, incomplete),
                                   self.clock())
         if await self._write_status(isvc, plan.status):
             writes += 1
@@ -270,9 +284,14 @@ class Reconciler:
         for reason, message in new_causes:
             counters.WRITE_FAILURE_EVENTS.inc()
             await self.api.post_event(isvc, "Warning", reason, message)
-        if not (self.dependencies.knative_installed and self.dependencies.istio_installed):
+        raw = resolve_mode(isvc, config.deploy.default_deployment_mode) == c.RAW_DEPLOYMENT
+        if not raw and not (self.dependencies.knative_installed
+                            and self.dependencies.istio_installed):
             raise Requeue(MISSING_DEPENDENCY_RECHECK_SECONDS,
                           f"{writes} writes; waiting for Knative Serving and Istio")
+        if raw and incomplete[1]:
+            raise Requeue(raw_reads.RECHECK_SECONDS,
+                          f"{writes} writes; waiting for Deployments to complete")
         if problems:
             raise ReconcileFailed("; ".join(message for _, message in problems))
         return f"{writes} writes" if writes else "up to date"
@@ -310,6 +329,10 @@ def _owned(desired: dict[str, Any]) -> dict[str, Any]:
 
 
 def _missing_problem(obj: dict[str, Any]) -> tuple[str, str]:
+    if obj["apiVersion"] == c.GATEWAY_API_VERSION:
+        return ("GatewayAPINotInstalled",
+                f"the {obj['apiVersion']} {obj['kind']} resource is not served; install the "
+                "Gateway API CRDs")
     if obj["apiVersion"] == c.KNATIVE_API_VERSION:
         return ("KnativeServingNotInstalled",
                 "the serving.knative.dev/v1 Service resource is not served; install Knative "

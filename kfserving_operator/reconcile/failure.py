@@ -306,3 +306,8 @@ def keep_better(failure: RevisionFailure, stored: Mapping[str, Any]) -> Revision
         if cut >= 0:
             message = message[:cut]
     return RevisionFailure(failure.revision, reason, message, FROM_POD)
+
+
+def pod_failure(revision: str, pod: Mapping[str, Any]) -> RevisionFailure | None:
+    """The actionable cause one pod of ``revision`` shows, if any (raw mode reads pods too)."""
+    return _from_pod(revision, pod)

@@ -20,6 +20,7 @@ from kfserving_operator.api.constants import (
     FALSE,
     KNATIVE_API_VERSION,
     PREDICTOR,
+    RAW_DEPLOYMENT,
     READY,
     REASON_INVALID_SPEC,
     TRANSFORMER,
@@ -27,6 +28,7 @@ from kfserving_operator.api.constants import (
 )
 from kfserving_operator.api.field_errors import FieldError
 from kfserving_operator.api.pipeline import parse_and_default
+from kfserving_operator.api.raw_validation import isvc_mode
 from kfserving_operator.reconcile.common import JsonDict, format_time, mapping, text
 from kfserving_operator.reconcile.conditions import (
     REASON_INTERNAL_ERROR,
@@ -81,6 +83,12 @@ class Observed:
     # be missing; the cause then comes from the Knative Service's own conditions.
     revisions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     pods: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    # Raw deployment mode: the observed children by (kind, name), and for Deployments that
+    # are not complete, their ReplicaSets and pods by Deployment name (reconcile/raw_plan.py).
+    raw: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    raw_replica_sets: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    raw_pods: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    gateway_api_installed: bool = True
 
 
 @dataclass(frozen=True)
@@ -225,6 +233,9 @@ def _plan(raw: dict[str, Any], config: OperatorConfig, observed: Observed, now: 
     isvc, errors = parse_and_default(raw, config)
     if isvc is None:
         return _failed_plan(raw, now, REASON_INVALID_SPEC, invalid_spec_message(errors))
+    if isvc_mode(isvc, config) == RAW_DEPLOYMENT:
+        from kfserving_operator.reconcile.raw_plan import plan_raw  # builds on this module
+        return plan_raw(raw, isvc, config, observed, now)
 
     stamp = format_time(now)
     components = isvc.components()

@@ -16,6 +16,7 @@ from typing import Any
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.field_errors import FieldError
 from kfserving_operator.api.pipeline import default_for_admission, validate_for_admission
+from kfserving_operator.api.raw_admission import mode_change_errors
 from kfserving_operator.podmutation.credentials import CredentialSources
 from kfserving_operator.podmutation.errors import PodMutationError
 from kfserving_operator.podmutation.mutator import is_in_scope, mutate_pod, pod_patch
@@ -107,7 +108,9 @@ def review_inference_service_validation(
     review: Review, config: OperatorConfig
 ) -> dict[str, Any]:
     """Reject an InferenceService that breaks any rule; never block a deletion."""
-    return review_validation(review, lambda obj, _old: validate_for_admission(obj, config))
+    return review_validation(
+        review,
+        lambda obj, old: validate_for_admission(obj, config) + mode_change_errors(obj, old, config))
 
 
 def review_pod_mutation(

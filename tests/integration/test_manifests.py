@@ -640,8 +640,9 @@ class OperatorIdentity:
                 subject["namespace"] = self.namespace
             self.objects.append(obj)
         kinds = sorted(obj["kind"] for obj in self.objects)
-        assert kinds == ["ClusterRole", "ClusterRoleBinding", "Role", "Role", "RoleBinding",
-                         "RoleBinding", "ServiceAccount"]
+        assert kinds == ["ClusterRole", "ClusterRole", "ClusterRoleBinding",
+                         "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding",
+                         "ServiceAccount"]
 
     def can(self, verb: str, resource: str, *, namespace: str | None = None,
             subresource: str | None = None) -> bool:
@@ -709,6 +710,11 @@ NEEDED: list[tuple[str, str, str | None, str | None]] = [
       for verb in ("create", "patch", "delete")
       for resource in ("services.serving.knative.dev", "virtualservices.networking.istio.io",
                        "services")],
+    *[(verb, resource, "elsewhere", None)  # raw deployment mode's children
+      for verb in ("get", "list", "watch", "create", "patch", "delete")
+      for resource in ("deployments.apps", "horizontalpodautoscalers.autoscaling",
+                       "ingresses.networking.k8s.io", "httproutes.gateway.networking.k8s.io")],
+    *[(verb, "replicasets.apps", "elsewhere", None) for verb in ("get", "list")],
     ("get", "serviceaccounts", "elsewhere", None),
     ("get", "secrets", "elsewhere", None),
     ("get", "revisions.serving.knative.dev", "elsewhere", None),

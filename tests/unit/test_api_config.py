@@ -110,9 +110,9 @@ def test_one_bad_key_does_not_reset_others() -> None:
 
 def test_unknown_keys_are_reported_and_ignored() -> None:
     data = _data()
-    data["deploy"] = '{"defaultDeploymentMode": "Serverless"}'
+    data["router"] = '{"image": "kserve/router"}'
     result = parse_operator_config(data)
-    assert [(p.key, p.message) for p in result.problems] == [("deploy", "unknown key, ignored")]
+    assert [(p.key, p.message) for p in result.problems] == [("router", "unknown key, ignored")]
 
 
 def test_unknown_fields_inside_a_key_are_ignored() -> None:
