@@ -186,7 +186,18 @@ def print_next_steps(plane: LocalControlPlane | None, kubeconfig: str, knative: 
     root = project_root()
     cli = Path(sys.executable).parent / "kfserving-operator"
     cli_text = os.path.relpath(cli, Path.cwd()) if cli.is_relative_to(Path.cwd()) else str(cli)
-    if plane is not None:
+    if plane is not None and knative:
+        run = f"{cli_text} cluster exec --"
+        lines = [
+            f"{run} kubectl apply -f examples/local/sklearn.yaml",
+            f"{run} kubectl wait --for=condition=Ready isvc/sklearn-iris --timeout=300s",
+            f"{cli_text} cluster predict sklearn-iris --data examples/local/iris-input.json",
+            f"{run} kubectl get isvc,ksvc,revisions,pods",
+            f"{cli_text} cluster shell     # a shell with kubectl on PATH and KUBECONFIG set",
+        ]
+        _say("the cluster runs in its own network namespace (only loopback and its pods' "
+             "bridge), with a real node; reach it with:")
+    elif plane is not None:
         run = f"{cli_text} cluster exec --"
         lines = [
             f"{run} kubectl apply -f examples/sklearn.yaml",
@@ -194,9 +205,7 @@ def print_next_steps(plane: LocalControlPlane | None, kubeconfig: str, knative: 
             f"{run} kubectl get ksvc,revisions,pods",
             f"{cli_text} cluster shell     # a shell with kubectl on PATH and KUBECONFIG set",
         ]
-        where = ("runs in its own network namespace (only loopback); reach it with"
-                 if knative else "is on loopback; reach it with")
-        _say(f"the cluster {where}:")
+        _say("the cluster is on loopback; reach it with:")
     else:
         kubectl = find_tool("kubectl")
         run = f"KUBECONFIG={kubeconfig} {kubectl}"

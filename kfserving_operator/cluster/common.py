@@ -18,6 +18,11 @@ import yaml
 
 from kfserving_operator.pki import KeyPair, issue_client_cert
 
+# The API server's Service cluster IP range. On the lane, kube-proxy turns these addresses
+# into pods' (and the lane processes') addresses, and the node routes the range to its pod
+# bridge so that connections to a cluster IP from the lane's own processes get that far.
+SERVICE_CIDR = "10.0.0.0/24"
+
 
 def project_root() -> Path:
     """The checkout this package lives in (the package is installed editable)."""

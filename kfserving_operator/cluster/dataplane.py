@@ -163,15 +163,15 @@ def kube_proxy_args(*, kubeconfig: Path, node_name: str, pod_subnet: str,
     ]
 
 
-def activator_command(activator: Path, hosts_file: Path) -> list[str]:
-    """The activator in a mount namespace of its own, with ``hosts_file`` as /etc/hosts.
+def activator_wrapper(hosts_file: Path) -> list[str]:
+    """What runs the activator in a mount namespace of its own, ``hosts_file`` as /etc/hosts.
 
     ``unshare --mount`` gives it a private copy of the mount table (propagation private), so
-    the bind mount is seen by the activator alone.
+    the bind mount is seen by the activator alone; the activator's argv follows.
     """
     script = 'mount --bind "$1" /etc/hosts && shift && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script,
-            "activator", str(hosts_file), str(activator)]
+            "activator", str(hosts_file)]
 
 
 def activator_hosts(address: str, cluster_domain: str) -> str:

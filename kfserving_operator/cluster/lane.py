@@ -466,9 +466,8 @@ class KnativeLane:
         hosts.write_text(dataplane.activator_hosts(address, real_node.CLUSTER_DOMAIN))
         env = knative_env("knative-activator", free_port(), free_port())
         env.update({"POD_IP": address, "POD_NAME": "activator-lane"})
-        pid = self.plane.spawn(self.logs / "knative-activator.log", dataplane.activator_command(
-            self.binaries["knative-activator"], hosts), env)
-        self._record("knative-activator", pid)
+        self._start("knative-activator", [f"--kubeconfig={knative_kubeconfig}"], env,
+                    wrapper=dataplane.activator_wrapper(hosts))
         self.state.ingress_address = f"{address}:{dataplane.PRIVATE_INGRESS_PORT}"
         self.state.save()
 
@@ -482,8 +481,12 @@ class KnativeLane:
         self.state.pids[name] = pid
         self.state.save()
 
-    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        pid = self.plane.spawn(self.logs / f"{name}.log", [str(self.binaries[name]), *args], env)
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None, *,
+               wrapper: list[str] | None = None) -> None:
+        """Start the tool ``name``; ``wrapper`` is a command that execs it in the end (the
+        pid turns into the tool's once it has)."""
+        argv = [*(wrapper or []), str(self.binaries[name]), *args]
+        pid = self.plane.spawn(self.logs / f"{name}.log", argv, env)
         self._record(name, pid)
 
         # Popen may return before the child's exec shows in /proc; give it a moment.

@@ -37,6 +37,7 @@ import yaml
 from kfserving_operator.cluster import netns, node
 
 # Re-exported: callers that start or stop the plane find these here too.
+from kfserving_operator.cluster.common import SERVICE_CIDR
 from kfserving_operator.cluster.common import ControlPlaneState as ControlPlaneState
 from kfserving_operator.cluster.common import free_port as free_port
 from kfserving_operator.cluster.common import issue_user_kubeconfig as issue_user_kubeconfig
@@ -418,7 +419,7 @@ class LocalControlPlane:
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
             "--endpoint-reconciler-type=none",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
             "--authorization-mode=RBAC",
             # No token controller for pods; admission of ServiceAccount would demand one.

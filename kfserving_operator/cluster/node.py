@@ -29,12 +29,15 @@ import hashlib
 import json
 import shutil
 import subprocess
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from kfserving_operator.cluster.common import SERVICE_CIDR
 
 if TYPE_CHECKING:
     from kfserving_operator.cluster.common import ControlPlaneState
@@ -252,6 +255,17 @@ def image_archives(images_dir: Path) -> list[tuple[str, Path]]:
     return pairs
 
 
+def archive_digest(archive: Path) -> str:
+    """The manifest digest an OCI archive's index names (its first image)."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        if member is None:
+            raise NodeError(f"{archive} is not an OCI archive (no index.json)")
+        index = json.load(member)
+    digest: str = index["manifests"][0]["digest"]
+    return digest
+
+
 class RealNode:
     """Starts containerd and kubelet in the lane's namespace and registers the Node.
 
@@ -326,6 +340,9 @@ class RealNode:
         if NODE_IP not in ip("-4", "addr", "show", BRIDGE).stdout:
             ip("addr", "add", f"{NODE_IP}/{prefix}", "dev", BRIDGE)
         ip("link", "set", BRIDGE, "up")
+        # Without a route, a lane process's connection to a cluster IP fails before
+        # kube-proxy's rules can rewrite its destination (the namespace has no default route).
+        ip("route", "replace", SERVICE_CIDR, "dev", BRIDGE)
 
     def _ctr(self, *args: str, check: bool = True,
              timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -336,9 +353,15 @@ class RealNode:
         return result
 
     def _import_images(self, archives: list[tuple[str, Path]]) -> None:
-        present = set(self._ctr("images", "list", "--quiet").stdout.split())
+        # REF TYPE DIGEST ...: an image is current when its tag points at the archive's
+        # manifest (a rebuilt image keeps its tag).
+        present = {}
+        for line in self._ctr("images", "list").stdout.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 3:
+                present[fields[0]] = fields[2]
         for reference, archive in archives:
-            if reference in present:
+            if present.get(reference) == archive_digest(archive):
                 continue
             self.progress(f"importing {reference} into the node's containerd")
             self._ctr("images", "import", str(archive))
