@@ -103,9 +103,6 @@ def _cluster_exec(plane: LocalControlPlane, action: str, command: list[str]) -> 
 
 def _cluster_predict(plane: LocalControlPlane, args: argparse.Namespace) -> int:
     """Send a prediction through the lane's ingress; print the response body."""
-    import json
-    import subprocess
-
     from kfserving_operator.cluster import predict
     from kfserving_operator.cluster.localplane import find_tool
 
@@ -122,23 +119,8 @@ def _cluster_predict(plane: LocalControlPlane, args: argparse.Namespace) -> int:
     try:
         body = predict.load_body(args.data)
         plane.enter_namespace(state)
-
-        def get(kind: str) -> dict[str, object] | None:
-            result = subprocess.run(
-                [str(find_tool("kubectl")), "--kubeconfig", state.kubeconfig, "get", kind,
-                 name, "-n", args.namespace, "-o", "json"],
-                capture_output=True, text=True, timeout=60, check=False)
-            if result.returncode != 0:
-                if "NotFound" in result.stderr:
-                    return None
-                raise predict.PredictError(result.stderr.strip())
-            loaded: dict[str, object] = json.loads(result.stdout)
-            return loaded
-
-        isvc = get("inferenceservices.serving.kubeflow.org")
-        if isvc is None:
-            raise predict.PredictError(f"InferenceService {args.namespace}/{name} not found")
-        route = predict.route_for(isvc, get("virtualservices.networking.istio.io"))
+        route = predict.resolve_route(find_tool("kubectl"), state.kubeconfig, name,
+                                      args.namespace)
         path = predict.request_path(name, v2=args.v2, path=args.path)
         status, response = predict.send(state.ingress_address, route, path, body)
     except (predict.PredictError, OSError) as exc:
@@ -317,7 +299,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         cut = argv.index("--")
         argv, trailing = argv[:cut], argv[cut + 1:]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    # `cluster predict --state-dir D NAME`: argparse gives a '*' positional nothing once an
+    # option came between; a plain word left over is that positional's.
+    if extras:
+        if getattr(args, "func", None) is not _cluster or any(e.startswith("-") for e in extras):
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        args.command = [*args.command, *extras]
     if trailing is not None:
         if getattr(args, "action", None) not in ("exec", "shell"):
             parser.error("`--` is only for `cluster exec -- COMMAND`")

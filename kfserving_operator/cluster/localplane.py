@@ -421,6 +421,10 @@ class LocalControlPlane:
             "--endpoint-reconciler-type=none",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
+            # The lane's real node: reached at its InternalIP (no DNS for node names).
+            f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
             "--authorization-mode=RBAC",
             # No token controller for pods; admission of ServiceAccount would demand one.
             "--disable-admission-plugins=ServiceAccount",
@@ -468,6 +472,8 @@ class LocalControlPlane:
             ip_addresses=("127.0.0.1", "10.0.0.1"),
         )
         admin = issue_client_cert(client_ca, "admin", ("system:masters",))
+        # How the API server authenticates to a kubelet (logs, exec, port-forward).
+        kubelet_client = issue_client_cert(client_ca, "kube-apiserver-kubelet-client", ())
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         files: dict[str, bytes] = {
             "serving-ca.crt": serving_ca.cert_pem,
@@ -477,6 +483,8 @@ class LocalControlPlane:
             "apiserver.key": serving.key_pem,
             "admin.crt": admin.cert_pem,
             "admin.key": admin.key_pem,
+            "kubelet-client.crt": kubelet_client.cert_pem,
+            "kubelet-client.key": kubelet_client.key_pem,
             "sa.key": sa_key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.TraditionalOpenSSL,

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -78,6 +80,26 @@ def route_for(isvc: dict[str, Any], virtual_service: dict[str, Any] | None) -> R
         if host:
             return Route(url_host=url_host, host=host)
     raise PredictError(f"the VirtualService of {name} has no route for {url_host}")
+
+
+def resolve_route(kubectl: Path, kubeconfig: str, name: str, namespace: str) -> Route:
+    """Read the InferenceService and its VirtualService (inside the lane's namespace) and
+    return where a request to its URL goes."""
+    def get(resource: str) -> dict[str, Any] | None:
+        result = subprocess.run(
+            [str(kubectl), "--kubeconfig", kubeconfig, "get", resource, name, "-n", namespace,
+             "-o", "json"], capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            if "NotFound" in result.stderr:
+                return None
+            raise PredictError(result.stderr.strip())
+        loaded: dict[str, Any] = json.loads(result.stdout)
+        return loaded
+
+    isvc = get("inferenceservices.serving.kubeflow.org")
+    if isvc is None:
+        raise PredictError(f"InferenceService {namespace}/{name} not found")
+    return route_for(isvc, get("virtualservices.networking.istio.io"))
 
 
 def _ready_message(isvc: dict[str, Any]) -> str:
