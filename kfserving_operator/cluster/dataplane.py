@@ -12,9 +12,9 @@ All of it runs as processes in the lane's network namespace, beside the real nod
   address, plays Knative's local gateway (``<ksvc>.<ns>.svc.cluster.local`` resolves to
   it); the public one serves the external hosts.
 - **Knative's activator**: requests for a revision scaled to zero wait in it while the
-  autoscaler scales up. It reaches the autoscaler by the in-cluster name Knative gives it,
-  which only the cluster's DNS can answer: the activator runs in a mount namespace of its
-  own whose ``/etc/hosts`` names the autoscaler's address.
+  autoscaler scales up. It and the autoscaler reach each other, and revisions, by the
+  in-cluster names Knative gives them, which only the cluster's DNS can answer: they run in
+  a mount namespace of their own whose ``/etc/resolv.conf`` names CoreDNS.
 
 The Services and Endpoints that stand for these processes (their pods in a real cluster)
 point at the bridge's address: ``traefik-private``/``traefik-public`` (headless, so DNS
@@ -163,21 +163,23 @@ def kube_proxy_args(*, kubeconfig: Path, node_name: str, pod_subnet: str,
     ]
 
 
-def activator_wrapper(hosts_file: Path) -> list[str]:
-    """What runs the activator in a mount namespace of its own, ``hosts_file`` as /etc/hosts.
+def cluster_dns_wrapper(resolv_conf: Path) -> list[str]:
+    """What runs a lane process with the cluster's DNS, ``resolv_conf`` as /etc/resolv.conf.
 
-    ``unshare --mount`` gives it a private copy of the mount table (propagation private), so
-    the bind mount is seen by the activator alone; the activator's argv follows.
+    Knative's autoscaler and activator reach each other and revisions by in-cluster names
+    (``autoscaler.knative-serving.svc.cluster.local``, ``<revision>.<ns>.svc...``), as pods
+    do. ``unshare --mount`` gives the process a private copy of the mount table
+    (propagation private), so the bind mount is seen by it alone; its argv follows.
     """
-    script = 'mount --bind "$1" /etc/hosts && shift && exec "$@"'
+    script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script,
-            "activator", str(hosts_file)]
+            "cluster-dns", str(resolv_conf)]
 
 
-def activator_hosts(address: str, cluster_domain: str) -> str:
-    return (f"127.0.0.1 localhost\n"
-            f"{address} autoscaler.{SYSTEM_NAMESPACE}.svc.{cluster_domain} "
-            f"autoscaler.{SYSTEM_NAMESPACE}.svc autoscaler.{SYSTEM_NAMESPACE}\n")
+def resolv_conf(address: str, cluster_domain: str) -> str:
+    """The cluster DNS only, searched as a pod in knative-serving would."""
+    search = f"{SYSTEM_NAMESPACE}.svc.{cluster_domain} svc.{cluster_domain} {cluster_domain}"
+    return f"nameserver {address}\nsearch {search}\noptions ndots:5\n"
 
 
 def service_account_token(kubectl: Path, kubeconfig: str, name: str, namespace: str) -> str:

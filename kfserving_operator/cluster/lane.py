@@ -384,7 +384,11 @@ class KnativeLane:
         kwok_kubeconfig = self._kubeconfig_for(KWOK_USER)
         self.apply([*knative_crds(self.modules), kwok_stage_crd(self.modules),
                     _virtualservice_crd()])
-        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        # `kubectl wait` fails outright on a CRD whose status has no conditions yet (just
+        # created): ask again until every CRD is Established.
+        wait_until(lambda: self.kubectl("wait", "--for=condition=Established", "crd", "--all",
+                                        "--timeout=30s", check=False).returncode == 0,
+                   READY_TIMEOUT_SECONDS, "Knative's CRDs to be Established")
         self.apply(knative_config(self.modules))
         self.apply(kwok_stages(self.modules))
         self.progress(f"installed Knative Serving {self.modules.serving_version} objects")
@@ -428,11 +432,12 @@ class KnativeLane:
                             {"WEBHOOK_PORT": str(webhook_port), "WEBHOOK_NAME": "webhook"})
         self.apply(knative_webhooks(self.modules, webhook_port))
         self._start_knative("knative-controller", knative_kubeconfig)
+        dns = self._start_cluster_dns()
         # Its pod IP is where the activator's stats go: the bridge's address, as for
         # every process that stands in for a pod.
         self._start_knative("knative-autoscaler", knative_kubeconfig,
-                            {"POD_IP": real_node.NODE_IP})
-        self._start_data_path(knative_kubeconfig)
+                            {"POD_IP": real_node.NODE_IP}, wrapper=dns)
+        self._start_data_path(knative_kubeconfig, dns)
         self.state.knative_version = self.modules.serving_version
         self.state.save()
 
@@ -441,8 +446,9 @@ class KnativeLane:
         self._prove_a_service_turns_ready()
         self.progress(f"Knative lane ready in {time.monotonic() - started:.1f}s")
 
-    def _start_data_path(self, knative_kubeconfig: Path) -> None:
-        """kube-proxy, CoreDNS, Traefik and the activator (see cluster.dataplane)."""
+    def _start_cluster_dns(self) -> list[str]:
+        """kube-proxy and CoreDNS (see cluster.dataplane); returns the wrapper that runs a
+        lane process with the cluster's DNS."""
         address = real_node.NODE_IP
         self.apply(dataplane.standing_objects(address))
         self._start("kube-proxy", dataplane.kube_proxy_args(
@@ -453,6 +459,13 @@ class KnativeLane:
         corefile.write_text(dataplane.corefile(self._kubeconfig_for("coredns"), address,
                                                real_node.CLUSTER_DOMAIN))
         self._start("coredns", ["-conf", str(corefile)])
+        resolv = self.state_dir / "resolv.conf"
+        resolv.write_text(dataplane.resolv_conf(address, real_node.CLUSTER_DOMAIN))
+        return dataplane.cluster_dns_wrapper(resolv)
+
+    def _start_data_path(self, knative_kubeconfig: Path, dns: list[str]) -> None:
+        """Traefik and the activator (see cluster.dataplane)."""
+        address = real_node.NODE_IP
         self.apply(dataplane.ingress_rbac())
         token = dataplane.service_account_token(self.kubectl_path, self.state.kubeconfig,
                                                 "traefik", dataplane.SYSTEM_NAMESPACE)
@@ -462,12 +475,8 @@ class KnativeLane:
             ca_file=self.state_dir / "pki" / "serving-ca.crt", address=address)))
         traefik_config.chmod(0o600)  # it holds the token
         self._start("traefik", [f"--configfile={traefik_config}"])
-        hosts = self.state_dir / "activator-hosts"
-        hosts.write_text(dataplane.activator_hosts(address, real_node.CLUSTER_DOMAIN))
-        env = knative_env("knative-activator", free_port(), free_port())
-        env.update({"POD_IP": address, "POD_NAME": "activator-lane"})
-        self._start("knative-activator", [f"--kubeconfig={knative_kubeconfig}"], env,
-                    wrapper=dataplane.activator_wrapper(hosts))
+        self._start_knative("knative-activator", knative_kubeconfig,
+                            {"POD_IP": address, "POD_NAME": "activator-lane"}, wrapper=dns)
         self.state.ingress_address = f"{address}:{dataplane.PRIVATE_INGRESS_PORT}"
         self.state.save()
 
@@ -497,10 +506,11 @@ class KnativeLane:
             time.sleep(0.05)
 
     def _start_knative(self, name: str, kubeconfig: Path,
-                       extra_env: dict[str, str] | None = None) -> None:
+                       extra_env: dict[str, str] | None = None, *,
+                       wrapper: list[str] | None = None) -> None:
         env = knative_env(name, free_port(), free_port())
         env.update(extra_env or {})
-        self._start(name, [f"--kubeconfig={kubeconfig}"], env)
+        self._start(name, [f"--kubeconfig={kubeconfig}"], env, wrapper=wrapper)
 
     def _tail(self, name: str) -> str:
         log = self.logs / f"{name}.log"
