@@ -16,6 +16,11 @@ from typing import Any
 
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.defaulting import default_inference_service
+from kfserving_operator.api.deployment_mode import (
+    mode_stamp_patch,
+    mode_to_stamp,
+    with_mode_annotation,
+)
 from kfserving_operator.api.raw_admission import mode_change_errors
 from kfserving_operator.api.validation import (
     FieldError,
@@ -85,6 +90,8 @@ def _validation_key(obj: Mapping[str, Any], spec: Any) -> str:
 def review_inference_service_defaulting(review: Review, config: OperatorConfig) -> dict[str, Any]:
     """Fill the defaults into a created or updated InferenceService.
 
+    A created one without the deployment-mode annotation gets ``deploy.defaultDeploymentMode``
+    written into it, so a later change of the default moves no InferenceService.
     An object that does not parse is admitted unchanged here: the validating webhook, which
     runs after every mutation, rejects it with the full list of problems.
     """
@@ -97,17 +104,20 @@ def review_inference_service_defaulting(review: Review, config: OperatorConfig) 
         return review_response(review, allowed=True)
     model = default_inference_service(parsed, config, in_place=True)  # parsed just here
     spec = model.to_wire().get("spec", {})
-    _VALIDATED[_validation_key(original, spec)] = (
+    stamp = (mode_to_stamp(original, config.deploy.default_deployment_mode)
+             if request.get("operation") == "CREATE" else None)
+    patch = [] if stamp is None else [mode_stamp_patch(original, stamp)]
+    admitted = original if stamp is None else with_mode_annotation(original, stamp)
+    _VALIDATED[_validation_key(admitted, spec)] = (
         config, validate_inference_service(model, config))
     while len(_VALIDATED) > _VALIDATED_MAX:
         _VALIDATED.popitem(last=False)
-    if spec == original.get("spec"):
-        return review_response(review, allowed=True)
-    # Defaults only ever add to the spec: one operation that sets the whole defaulted spec
-    # says the same as a field-by-field diff, and costs nothing to compute.
-    operation = "replace" if "spec" in original else "add"
-    return review_response(review, allowed=True,
-                           patch=[{"op": operation, "path": "/spec", "value": spec}])
+    if spec != original.get("spec"):
+        # Defaults only ever add to the spec: one operation that sets the whole defaulted spec
+        # says the same as a field-by-field diff, and costs nothing to compute.
+        operation = "replace" if "spec" in original else "add"
+        patch.append({"op": operation, "path": "/spec", "value": spec})
+    return review_response(review, allowed=True, patch=patch or None)
 
 
 def _validate(obj: Mapping[str, Any], config: OperatorConfig) -> list[FieldError]:

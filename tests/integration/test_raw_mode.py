@@ -253,3 +253,45 @@ def test_gateway_api_crds_come_from_the_module() -> None:
         "v1.2.1")
     assert Path(project_root() / "hack" / "gatewayapi" / "go.mod").read_text().count(
         "sigs.k8s.io/gateway-api v1.2.1") == 1
+
+
+def _stamped_mode(cluster: Cluster, ns: str) -> str | None:
+    """The mode the defaulting webhook writes into a new InferenceService (server dry run)."""
+    obj = sklearn_isvc("probe")
+    out = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-n", ns, "-f", "-",
+                          input=json.dumps(obj))
+    mode: str | None = (json.loads(out)["metadata"].get("annotations") or {}).get(MODE)
+    return mode
+
+
+def test_admission_stamps_the_default_mode(cluster: Cluster, operator: OperatorProcess,
+                                           ns: str) -> None:
+    """Created without the annotation, an InferenceService gets the config's default mode
+    written into it; a later change of the default moves none of them."""
+    set_config(cluster, "RawDeployment")
+    try:
+        wait_for(lambda: _stamped_mode(cluster, ns) == "RawDeployment", 30,
+                 message="the operator to read the RawDeployment default")
+        cluster.apply_yaml(sklearn_isvc("stamped"), ns)
+        stored = cluster.get_json("isvc", "stamped", "-n", ns)
+        assert stored["metadata"]["annotations"][MODE] == "RawDeployment"
+        wait_for(lambda: get_or_none(cluster, "deployment", "stamped-predictor-default", "-n",
+                                     ns), 30, message="the Deployment")
+        set_config(cluster)  # Serverless
+        wait_for(lambda: _stamped_mode(cluster, ns) == "Serverless", 30,
+                 message="the operator to read the Serverless default")
+        # An update of the stamped one is admitted and it stays raw; a given mode is kept.
+        cluster.kubectl("patch", "isvc", "stamped", "-n", ns, "--type=merge", "-p",
+                        '{"spec": {"predictor": {"maxReplicas": 3}}}')
+        wait_for(lambda: cluster.get_json("hpa.v2.autoscaling", "stamped-predictor-default",
+                                          "-n", ns)["spec"]["maxReplicas"] == 3, 30,
+                 message="the HPA updated")
+        assert cluster.get_json("isvc", "stamped", "-n", ns)["metadata"]["annotations"][
+            MODE] == "RawDeployment"
+        assert isvc_status(cluster, ns, "stamped")["deploymentMode"] == "RawDeployment"
+        cluster.apply_yaml(raw_isvc("given"), ns)
+        assert cluster.get_json("isvc", "given", "-n", ns)["metadata"]["annotations"][
+            MODE] == "RawDeployment"
+    finally:
+        set_config(cluster)
+
