@@ -295,3 +295,26 @@ def test_admission_stamps_the_default_mode(cluster: Cluster, operator: OperatorP
     finally:
         set_config(cluster)
 
+
+def test_agent_in_a_raw_pod(cluster: Cluster, operator: OperatorProcess, ns: str) -> None:
+    """A logger on a raw InferenceService: the Service sends to the agent's port, and the pod
+    webhook gives the agent (in the pod the real ReplicaSet controller creates) the model
+    server's port and readiness probe, which queue-proxy's environment holds in Serverless."""
+    cluster.apply_yaml(raw_isvc("logged", logger={"mode": "all", "url": "http://sink"}), ns)
+    name = "logged-predictor-default"
+    pods = wait_for(lambda: json.loads(cluster.kubectl(
+        "get", "pods", "-n", ns, "-l", f"app=isvc.{name}", "-o", "json"))["items"],
+        60, message="the pod")
+    containers = {c["name"]: c for c in pods[0]["spec"]["containers"]}
+    model, agent = containers["kfserving-container"], containers["agent"]
+    assert model["readinessProbe"]["tcpSocket"]["port"] == 8080
+    assert "ports" not in model
+    args = agent["args"]
+    assert args[args.index("--component-port") + 1] == "8080"
+    assert args[args.index("--log-url") + 1] == "http://sink"
+    env = {e["name"]: e.get("value") for e in agent.get("env", [])}
+    assert json.loads(env["SERVING_READINESS_PROBE"])["tcpSocket"] == {
+        "host": "127.0.0.1", "port": 8080}
+    assert [p["containerPort"] for p in agent["ports"]] == [9081]
+    service = cluster.get_json("service", name, "-n", ns)
+    assert service["spec"]["ports"][0]["targetPort"] == 9081
