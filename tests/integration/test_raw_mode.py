@@ -264,22 +264,27 @@ def _stamped_mode(cluster: Cluster, ns: str) -> str | None:
     return mode
 
 
+def wait_default_mode(cluster: Cluster, mode: str, ns: str = "default") -> None:
+    """Wait until admission stamps ``mode``: the operator has read the config's default.
+    Creating an InferenceService without the annotation before that fixes the old mode."""
+    wait_for(lambda: _stamped_mode(cluster, ns) == mode, 30,
+             message=f"the operator to read the {mode} default")
+
+
 def test_admission_stamps_the_default_mode(cluster: Cluster, operator: OperatorProcess,
                                            ns: str) -> None:
     """Created without the annotation, an InferenceService gets the config's default mode
     written into it; a later change of the default moves none of them."""
     set_config(cluster, "RawDeployment")
     try:
-        wait_for(lambda: _stamped_mode(cluster, ns) == "RawDeployment", 30,
-                 message="the operator to read the RawDeployment default")
+        wait_default_mode(cluster, "RawDeployment", ns)
         cluster.apply_yaml(sklearn_isvc("stamped"), ns)
         stored = cluster.get_json("isvc", "stamped", "-n", ns)
         assert stored["metadata"]["annotations"][MODE] == "RawDeployment"
         wait_for(lambda: get_or_none(cluster, "deployment", "stamped-predictor-default", "-n",
                                      ns), 30, message="the Deployment")
         set_config(cluster)  # Serverless
-        wait_for(lambda: _stamped_mode(cluster, ns) == "Serverless", 30,
-                 message="the operator to read the Serverless default")
+        wait_default_mode(cluster, "Serverless", ns)
         # An update of the stamped one is admitted and it stays raw; a given mode is kept.
         cluster.kubectl("patch", "isvc", "stamped", "-n", ns, "--type=merge", "-p",
                         '{"spec": {"predictor": {"maxReplicas": 3}}}')
@@ -294,6 +299,7 @@ def test_admission_stamps_the_default_mode(cluster: Cluster, operator: OperatorP
             MODE] == "RawDeployment"
     finally:
         set_config(cluster)
+        wait_default_mode(cluster, "Serverless", ns)
 
 
 def test_agent_in_a_raw_pod(cluster: Cluster, operator: OperatorProcess, ns: str) -> None:
