@@ -48,15 +48,24 @@ from tests.support.operator import OperatorProcess, run_operator
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "CFG", "R1")
+SERVICE_RANGE = "--service-cluster-ip-range=10.0.0.0/16"
 
 
 class BenchControlPlane(LocalControlPlane):
-    """The project's loopback control plane, with an audit policy that also logs reads.
+    """The project's loopback control plane, with an audit policy that also logs reads and a
+    Service IP range for thousands of ClusterIP Services.
 
     The project's policy logs writes only; the benchmark also wants the operator's GETs and
     LISTs (watches stay unlogged), attributed by user. The apiserver's own loopback requests
     are left out.
     """
+
+    def _apiserver_args(self, pki: Path, etcd_url: str, port: int) -> list[str]:
+        # R1's raw InferenceServices each need a ClusterIP Service: the project's /24 holds
+        # 254, so the benchmark's plane gets a /16 (same first address, which the serving
+        # certificate names).
+        return [SERVICE_RANGE if arg.startswith("--service-cluster-ip-range=") else arg
+                for arg in super()._apiserver_args(pki, etcd_url, port)]
 
     @staticmethod
     def _write_audit_policy(path: Path) -> None:

@@ -739,7 +739,7 @@ def _owned_by(names: frozenset[str]) -> kube.Predicate:
 async def r1_raw(ctx: Context) -> dict[str, Any]:
     """N raw InferenceServices in a namespace of their own, then an idle window.
 
-    Times until the bench's watch has seen every Deployment, every ReplicaSet (made by
+    Times until the bench's watch has seen every Deployment and Service, every ReplicaSet (made by
     kube-controller-manager, so the Deployment is one the real controller acts on) and every
     isvc's observedGeneration; the operator's writes and reads per isvc; then writes, reads and
     CPU per minute while nothing changes. There is no node: the pods stay Pending, so every
@@ -749,10 +749,11 @@ async def r1_raw(ctx: Context) -> dict[str, Any]:
     names = raw_names(options.n)
     n = len(names)
     deployments = [ksvc_name(x) for x in names]
-    tracker = Tracker(ctx.client, RAW_NAMESPACE, ("isvc", "deployment", "replicaset"))
+    tracker = Tracker(ctx.client, RAW_NAMESPACE, ("isvc", "deployment", "replicaset", "service"))
     await tracker.start()
     try:
         deployment_seen = tracker.probe("deployment", kube.exists, deployments)
+        service_seen = tracker.probe("service", kube.exists, deployments)
         replica_set_seen = tracker.probe("replicaset", _owned_by(frozenset(deployments)))
         observed = tracker.probe("isvc", kube.observed_generation_at_least(1), names)
         sent: dict[str, float] = {}
@@ -774,14 +775,15 @@ async def r1_raw(ctx: Context) -> dict[str, Any]:
         outcome = await kube.run_concurrently(n, options.concurrency, create)
         creates_done = time.perf_counter() - started
         complete = await tracker.wait(
-            lambda: deployment_seen.done(n) and replica_set_seen.done(n) and observed.done(n),
+            lambda: deployment_seen.done(n) and service_seen.done(n)
+            and replica_set_seen.done(n) and observed.done(n),
             timeout=max(180.0, n * 0.5))
 
         settle = await ctx.settle()
         cpu_after = cpu_seconds(ctx.pid)
         writes = ctx.writes_since(offset)
         reads = ctx.reads_since(offset)
-        tracker.drop(deployment_seen, replica_set_seen, observed)
+        tracker.drop(deployment_seen, service_seen, replica_set_seen, observed)
 
         idle_offset = ctx.operator.audit_offset()
         idle_cpu = cpu_seconds(ctx.pid)
@@ -802,13 +804,14 @@ async def r1_raw(ctx: Context) -> dict[str, Any]:
     return {
         "n": n,
         "complete": complete,
-        "seen": {"deployment": len(deployment_seen.first),
+        "seen": {"deployment": len(deployment_seen.first), "service": len(service_seen.first),
                  "replicaset": len(replica_set_seen.first),
                  "observed_generation": len(observed.first)},
         "create_error_count": len(outcome.errors),
         "create_errors": outcome.errors[:10],
         "t_creates_s": creates_done,
         "t_deployments_s": t_deployments,
+        "t_services_s": until(service_seen),
         "t_replica_sets_s": until(replica_set_seen),
         "t_observed_generation_s": until(observed),
         "t_min_s": t_min,

@@ -50,6 +50,7 @@ from kfserving_operator.podmutation.credentials import (
     service_account_name,
 )
 from kfserving_operator.podmutation.errors import PodMutationError
+from kfserving_operator.podmutation.raw_agent import raw_agent_fields
 from kfserving_operator.podmutation.storage_uri import parse_storage_uri
 
 Pod = dict[str, Any]
@@ -442,15 +443,22 @@ def _add_agent(state: _State) -> None:
             "--component", str(labels.get(COMPONENT_LABEL, "")),
         ]  # fmt: skip
 
+    queue_proxy = _find(containers, names.QUEUE_PROXY_CONTAINER_NAME)
+    raw = None
+    if queue_proxy is None and containers:  # a raw Deployment's pod: see raw_agent.py
+        raw = raw_agent_fields(_mapping(containers[0]))
+        args += raw[0]
     agent: dict[str, Any] = {
         "name": AGENT_CONTAINER_NAME,
         "image": state.config.agent.image,
         "args": args,
         "resources": state.config.agent.requirements(),
     }
-    queue_proxy = _find(containers, names.QUEUE_PROXY_CONTAINER_NAME)
     if queue_proxy is not None and isinstance(queue_proxy.get("env"), list):
         agent["env"] = copy.deepcopy(queue_proxy["env"])
+    if raw is not None:
+        agent["env"] = raw[1]
+        agent["ports"] = raw[2]
     agent["readinessProbe"] = {
         "exec": {"command": list(names.AGENT_PROBE_COMMAND)},
         "timeoutSeconds": names.AGENT_PROBE_TIMEOUT_SECONDS,

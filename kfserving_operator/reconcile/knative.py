@@ -109,16 +109,26 @@ def template_annotations(
     return annotations
 
 
+def uses_agent_proxy(component: str, spec: ComponentSpec) -> bool:
+    """True when requests reach the component through the agent (logger or batcher)."""
+    return spec.logger is not None or (spec.batcher is not None and component != EXPLAINER)
+
+
 def pod_spec(
-    isvc: InferenceService, component: str, spec: ComponentSpec, config: OperatorConfig
+    isvc: InferenceService, component: str, spec: ComponentSpec, config: OperatorConfig, *,
+    agent_port_on_model: bool = True,
 ) -> JsonDict:
-    """The revision's pod spec: the component's pod fields, containers[0] generated."""
+    """The revision's pod spec: the component's pod fields, containers[0] generated.
+
+    ``agent_port_on_model``: with the agent, the model container declares the agent's port
+    when it declares none, so that Knative points queue-proxy at the agent (Serverless);
+    raw mode's Service targets the agent's port itself.
+    """
     wire: JsonDict = spec.model_dump(
         by_alias=True, exclude_none=True, mode="json", include=set(_POD_FIELDS)
     )
     container = component_container(isvc, component, spec, config)
-    uses_agent = spec.logger is not None or (spec.batcher is not None and component != EXPLAINER)
-    if uses_agent and not container.get("ports"):
+    if agent_port_on_model and uses_agent_proxy(component, spec) and not container.get("ports"):
         container["ports"] = [{"containerPort": AGENT_PORT}]
     sidecars = [c.to_wire() for c in spec.custom_containers()[1:]]
     wire["containers"] = [container, *sidecars]

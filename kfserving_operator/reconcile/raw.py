@@ -5,9 +5,11 @@ Serverless mode, with the same labels plus ``app: isvc.<name>`` on the pods:
 
 * an ``apps/v1`` Deployment whose pod template is the one the Knative revision would get
   (containers, pod fields, and the annotations the pod webhook reads to inject the storage
-  initializer and the agent), with a TCP readiness probe on the serving port when the model
-  container has none (Knative's queue-proxy probed it in Serverless mode);
-* a ``v1`` Service, port 80 to that port;
+  initializer and the agent), with a TCP readiness probe on the model server's port when the
+  model container has none (Knative's queue-proxy probed it in Serverless mode);
+* a ``v1`` Service, port 80 to that port, or to the agent's port (9081) when a logger or
+  batcher puts the agent in front of the model server (the pod webhook injects it, listening
+  there and forwarding to the model server's port);
 * an ``autoscaling/v2`` HorizontalPodAutoscaler from ``minReplicas``, ``maxReplicas``,
   ``scaleMetric`` and ``scaleTarget`` (cpu or memory utilisation, 80 % unless set), unless
   the annotation ``serving.kubeflow.org/autoscalerClass`` is ``none`` (a fixed replica count
@@ -26,13 +28,16 @@ from typing import Any, Final
 
 from kfserving_operator.api.config import OperatorConfig
 from kfserving_operator.api.constants import (
+    AGENT_PORT,
     APPS_API_VERSION,
     AUTOSCALER_CLASS_ANNOTATION,
     AUTOSCALER_HPA,
     AUTOSCALER_NONE,
+    BATCHER_ANNOTATION,
     DEFAULT_HPA_UTILIZATION,
     DEFAULT_HTTP_PORT,
     HPA_API_VERSION,
+    LOGGER_ANNOTATION,
     RAW_APP_LABEL,
     RAW_APP_PREFIX,
     RAW_PREVIOUS_SUFFIX,
@@ -48,7 +53,11 @@ from kfserving_operator.reconcile.common import (
     owner_reference,
     sequence,
 )
-from kfserving_operator.reconcile.knative import component_labels, pod_spec, template_annotations
+from kfserving_operator.reconcile.knative import (
+    component_labels,
+    pod_spec,
+    template_annotations,
+)
 
 SERVICE_PORT: Final = 80
 KNATIVE_AUTOSCALING_PREFIX: Final = "autoscaling.knative.dev/"
@@ -81,7 +90,8 @@ def min_replicas(spec: ComponentSpec) -> int:
 
 
 def serving_port(template_spec: Mapping[str, Any]) -> int:
-    """The first container port of the first container, else 8080."""
+    """The model server's port: the first container port of the first container, else
+    8080."""
     containers = sequence(template_spec.get("containers"))
     first = mapping(containers[0]) if containers else {}
     for port in sequence(first.get("ports")):
@@ -122,7 +132,7 @@ def pod_template(isvc: InferenceService, component: str, spec: ComponentSpec,
               if k != VISIBILITY_LABEL}
     annotations = {k: v for k, v in template_annotations(isvc, component, spec, config).items()
                    if not k.startswith(KNATIVE_AUTOSCALING_PREFIX)}
-    wire = pod_spec(isvc, component, spec, config)
+    wire = pod_spec(isvc, component, spec, config, agent_port_on_model=False)
     first = wire["containers"][0]
     if "readinessProbe" not in first:
         first["readinessProbe"] = {"tcpSocket": {"port": serving_port(wire)}}
@@ -130,6 +140,15 @@ def pod_template(isvc: InferenceService, component: str, spec: ComponentSpec,
     if annotations:
         metadata["annotations"] = annotations
     return {"metadata": metadata, "spec": wire}
+
+
+def _target_port(template: Mapping[str, Any]) -> int:
+    """Where the Service sends requests: the agent when the template asks for a logger or
+    batcher, else the model server."""
+    annotations = mapping(mapping(template.get("metadata")).get("annotations"))
+    if LOGGER_ANNOTATION in annotations or BATCHER_ANNOTATION in annotations:
+        return AGENT_PORT
+    return serving_port(mapping(template.get("spec")))
 
 
 def _with_app(template: Mapping[str, Any], name: str) -> JsonDict:
@@ -176,7 +195,7 @@ def service(isvc: InferenceService, component: str, template: Mapping[str, Any],
             name: str) -> JsonDict:
     """The Service in front of Deployment ``name``: port 80 to its serving port."""
     port: JsonDict = {"name": "http", "port": SERVICE_PORT, "protocol": "TCP",
-                      "targetPort": serving_port(mapping(template.get("spec")))}
+                      "targetPort": _target_port(template)}
     containers = sequence(mapping(template.get("spec")).get("containers"))
     first_ports = sequence(mapping(containers[0]).get("ports")) if containers else []
     if first_ports:

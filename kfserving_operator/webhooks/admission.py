@@ -14,6 +14,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.api.deployment_mode import (
+    mode_stamp_patch,
+    mode_to_stamp,
+    with_mode_annotation,
+)
 from kfserving_operator.api.field_errors import FieldError
 from kfserving_operator.api.pipeline import default_for_admission, validate_for_admission
 from kfserving_operator.api.raw_admission import mode_change_errors
@@ -70,14 +75,22 @@ def review_inference_service_defaulting(review: Review, config: OperatorConfig) 
     if request.get("operation") not in {"CREATE", "UPDATE"}:
         return review_response(review, allowed=True)
     original = request.get("object") or {}
-    spec = default_for_admission(original, config)
-    if spec is None or spec == original.get("spec"):
+    # A new InferenceService without the mode annotation gets the configured default, so
+    # a later change of the default moves nothing; validation sees the stamped object, as
+    # the validating webhook will.
+    stamp = (mode_to_stamp(original, config.deploy.default_deployment_mode)
+             if request.get("operation") == "CREATE" else None)
+    admitted = original if stamp is None else with_mode_annotation(original, stamp)
+    spec = default_for_admission(admitted, config)
+    if spec is None:
         return review_response(review, allowed=True)
-    # Defaults only ever add to the spec: one operation that sets the whole defaulted spec
-    # says the same as a field-by-field diff, and costs nothing to compute.
-    operation = "replace" if "spec" in original else "add"
-    return review_response(review, allowed=True,
-                           patch=[{"op": operation, "path": "/spec", "value": spec}])
+    patch = [] if stamp is None else [mode_stamp_patch(original, stamp)]
+    if spec != original.get("spec"):
+        # Defaults only ever add to the spec: one operation that sets the whole defaulted
+        # spec says the same as a field-by-field diff, and costs nothing to compute.
+        operation = "replace" if "spec" in original else "add"
+        patch.append({"op": operation, "path": "/spec", "value": spec})
+    return review_response(review, allowed=True, patch=patch or None)
 
 
 def review_validation(review: Review,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_raw_mode import set_config
+from tests.integration.test_raw_mode import set_config, wait_default_mode
 from tests.integration.test_reconcile import get_or_none
 from tests.support.cluster import Cluster, wait_for
 from tests.support.sdk import sdk_call
@@ -20,9 +20,12 @@ pytestmark = pytest.mark.usefixtures("operator")
 def raw_default(cluster: Cluster) -> Iterator[None]:
     set_config(cluster, mode="RawDeployment")
     try:
+        # Admission stamps the default into the new InferenceService: it has to be read first.
+        wait_default_mode(cluster, "RawDeployment")
         yield
     finally:
         set_config(cluster)
+        wait_default_mode(cluster, "Serverless")
 
 
 @pytest.mark.usefixtures("raw_default")

@@ -482,13 +482,18 @@ def test_agent_sidecar_args_in_documented_order(
     assert names(stored["spec"].get("initContainers")) == ["storage-initializer"]
 
 
-def test_agent_without_queue_proxy_has_no_env(
+def test_agent_without_queue_proxy_is_given_the_model_port_and_probe(
     cluster: Cluster, namespace: str, config: OperatorConfig
 ) -> None:
+    """A raw Deployment's pod: nothing to copy from queue-proxy (podmutation/raw_agent.py)."""
     stored = create_pod(cluster, namespace, model_pod("model", annotations={LOGGER: "true"}))
     agent = container(stored, "agent")
-    assert "env" not in agent
-    assert agent["args"] == _logger_args(config.logger.default_url, "model", "all", namespace)
+    # SERVING_READINESS_PROBE is there, empty (the apiserver drops the empty value): the model
+    # container has no probe for the agent to run.
+    assert agent["env"] == [{"name": "SERVING_READINESS_PROBE"}]
+    assert agent["args"] == [*_logger_args(config.logger.default_url, "model", "all", namespace),
+                             "--component-port", "8080"]
+    assert [(p["name"], p["containerPort"]) for p in agent["ports"]] == [("agent-port", 9081)]
     assert "initContainers" not in stored["spec"]
 
 

@@ -253,3 +253,74 @@ def test_gateway_api_crds_come_from_the_module() -> None:
         "v1.2.1")
     assert Path(project_root() / "hack" / "gatewayapi" / "go.mod").read_text().count(
         "sigs.k8s.io/gateway-api v1.2.1") == 1
+
+
+def _stamped_mode(cluster: Cluster, ns: str) -> str | None:
+    """The mode the defaulting webhook writes into a new InferenceService (server dry run)."""
+    obj = sklearn_isvc("probe")
+    out = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-n", ns, "-f", "-",
+                          input=json.dumps(obj))
+    mode: str | None = (json.loads(out)["metadata"].get("annotations") or {}).get(MODE)
+    return mode
+
+
+def wait_default_mode(cluster: Cluster, mode: str, ns: str = "default") -> None:
+    """Wait until admission stamps ``mode``: the operator has read the config's default.
+    Creating an InferenceService without the annotation before that fixes the old mode."""
+    wait_for(lambda: _stamped_mode(cluster, ns) == mode, 30,
+             message=f"the operator to read the {mode} default")
+
+
+def test_admission_stamps_the_default_mode(cluster: Cluster, operator: OperatorProcess,
+                                           ns: str) -> None:
+    """Created without the annotation, an InferenceService gets the config's default mode
+    written into it; a later change of the default moves none of them."""
+    set_config(cluster, "RawDeployment")
+    try:
+        wait_default_mode(cluster, "RawDeployment", ns)
+        cluster.apply_yaml(sklearn_isvc("stamped"), ns)
+        stored = cluster.get_json("isvc", "stamped", "-n", ns)
+        assert stored["metadata"]["annotations"][MODE] == "RawDeployment"
+        wait_for(lambda: get_or_none(cluster, "deployment", "stamped-predictor-default", "-n",
+                                     ns), 30, message="the Deployment")
+        set_config(cluster)  # Serverless
+        wait_default_mode(cluster, "Serverless", ns)
+        # An update of the stamped one is admitted and it stays raw; a given mode is kept.
+        cluster.kubectl("patch", "isvc", "stamped", "-n", ns, "--type=merge", "-p",
+                        '{"spec": {"predictor": {"maxReplicas": 3}}}')
+        wait_for(lambda: cluster.get_json("hpa.v2.autoscaling", "stamped-predictor-default",
+                                          "-n", ns)["spec"]["maxReplicas"] == 3, 30,
+                 message="the HPA updated")
+        assert cluster.get_json("isvc", "stamped", "-n", ns)["metadata"]["annotations"][
+            MODE] == "RawDeployment"
+        assert isvc_status(cluster, ns, "stamped")["deploymentMode"] == "RawDeployment"
+        cluster.apply_yaml(raw_isvc("given"), ns)
+        assert cluster.get_json("isvc", "given", "-n", ns)["metadata"]["annotations"][
+            MODE] == "RawDeployment"
+    finally:
+        set_config(cluster)
+        wait_default_mode(cluster, "Serverless", ns)
+
+
+def test_agent_in_a_raw_pod(cluster: Cluster, operator: OperatorProcess, ns: str) -> None:
+    """A logger on a raw InferenceService: the Service sends to the agent's port, and the pod
+    webhook gives the agent (in the pod the real ReplicaSet controller creates) the model
+    server's port and readiness probe, which queue-proxy's environment holds in Serverless."""
+    cluster.apply_yaml(raw_isvc("logged", logger={"mode": "all", "url": "http://sink"}), ns)
+    name = "logged-predictor-default"
+    pods = wait_for(lambda: json.loads(cluster.kubectl(
+        "get", "pods", "-n", ns, "-l", f"app=isvc.{name}", "-o", "json"))["items"],
+        60, message="the pod")
+    containers = {c["name"]: c for c in pods[0]["spec"]["containers"]}
+    model, agent = containers["kfserving-container"], containers["agent"]
+    assert model["readinessProbe"]["tcpSocket"]["port"] == 8080
+    assert "ports" not in model
+    args = agent["args"]
+    assert args[args.index("--component-port") + 1] == "8080"
+    assert args[args.index("--log-url") + 1] == "http://sink"
+    env = {e["name"]: e.get("value") for e in agent.get("env", [])}
+    assert json.loads(env["SERVING_READINESS_PROBE"])["tcpSocket"] == {
+        "host": "127.0.0.1", "port": 8080}
+    assert [p["containerPort"] for p in agent["ports"]] == [9081]
+    service = cluster.get_json("service", name, "-n", ns)
+    assert service["spec"]["ports"][0]["targetPort"] == 9081

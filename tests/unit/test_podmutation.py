@@ -618,11 +618,67 @@ def test_puller_defaults_without_path_annotations() -> None:
     }
 
 
-def test_agent_without_queue_proxy_has_no_env() -> None:
-    pod = make_pod({BATCHER: "true"})
+def raw_pod(annotations: dict[str, str], model: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A raw Deployment's pod: no queue-proxy."""
+    pod = make_pod(annotations, model_container=model)
     pod["spec"]["containers"] = pod["spec"]["containers"][:1]
-    agent = container(mutate(pod).pod, "agent")
-    assert "env" not in agent
+    return pod
+
+
+def probe_env(agent: dict[str, Any]) -> Any:
+    (env,) = [e for e in agent["env"] if e["name"] == "SERVING_READINESS_PROBE"]
+    return json.loads(env["value"]) if env["value"] else ""
+
+
+def test_raw_agent_forwards_to_the_model_port_and_runs_its_probe() -> None:
+    model = {"name": "kfserving-container", "image": "mine", "ports": [{"containerPort": 8500}],
+             "readinessProbe": {"tcpSocket": {"port": 8500}, "periodSeconds": 5}}
+    result = mutate(raw_pod({LOGGER: "true"}, model))
+    agent = container(result.pod, "agent")
+    assert agent["args"][-2:] == ["--component-port", "8500"]
+    assert probe_env(agent) == {"tcpSocket": {"host": "127.0.0.1", "port": 8500},
+                                "periodSeconds": 5}
+    assert agent["ports"] == [{"name": "agent-port", "containerPort": 9081, "protocol": "TCP"}]
+    assert agent["readinessProbe"] == AGENT_PROBE
+    assert "--component-port 8500" in result.notes[-1]
+
+
+def test_raw_agent_defaults_without_ports_or_probe() -> None:
+    model = {"name": "kfserving-container", "image": "mine"}
+    agent = container(mutate(raw_pod({BATCHER: "true"}, model)).pod, "agent")
+    assert agent["args"] == ["--enable-batcher", "--component-port", "8080"]
+    # Present (the agent refuses to start without it) and empty: no probe to run.
+    assert probe_env(agent) == ""
+
+
+@pytest.mark.parametrize(("probe", "expected"), [
+    ({"httpGet": {"path": "/v1/models/m", "port": "http"}},
+     {"httpGet": {"path": "/v1/models/m", "port": 8080, "host": "127.0.0.1", "scheme": "HTTP"}}),
+    ({"httpGet": {"port": "8080", "scheme": "HTTPS"}},
+     {"httpGet": {"port": 8080, "host": "127.0.0.1", "scheme": "HTTPS"}}),
+    ({"tcpSocket": {"port": "nameless"}}, {"tcpSocket": {"port": 8080, "host": "127.0.0.1"}}),
+    ({"exec": {"command": ["true"]}}, ""),
+])
+def test_raw_agent_probe_forms(probe: dict[str, Any], expected: Any) -> None:
+    model = {"name": "kfserving-container", "image": "mine",
+             "ports": [{"name": "http", "containerPort": 8080}], "readinessProbe": probe}
+    assert probe_env(container(mutate(raw_pod({LOGGER: "true"}, model)).pod, "agent")) == (
+        expected)
+
+
+def test_raw_agent_never_forwards_to_itself() -> None:
+    """A template from before the agent's port moved off the model container."""
+    model = {"name": "kfserving-container", "image": "mine",
+             "ports": [{"containerPort": 9081}]}
+    agent = container(mutate(raw_pod({LOGGER: "true"}, model)).pod, "agent")
+    assert agent["args"][-2:] == ["--component-port", "8080"]
+
+
+def test_serverless_agent_is_not_given_raw_fields() -> None:
+    agent = container(mutate(make_pod({BATCHER: "true"})).pod, "agent")
+    assert "--component-port" not in agent["args"]
+    assert agent["env"] == QUEUE_PROXY_ENV
+    assert "ports" not in agent
 
 
 def test_existing_agent_container_is_left_alone() -> None:

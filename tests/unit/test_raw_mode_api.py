@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
+import jsonpatch
 import pytest
 
 from kfserving_operator.api import OperatorConfig, validate_inference_service_dict
@@ -17,6 +20,10 @@ from kfserving_operator.api.domain_template import (
     render_host,
 )
 from kfserving_operator.api.raw_admission import mode_change_errors
+from kfserving_operator.webhooks.admission import (
+    review_inference_service_defaulting,
+    review_inference_service_validation,
+)
 
 CONFIG = OperatorConfig()
 
@@ -136,6 +143,64 @@ def test_mode_change_refused_on_update() -> None:
     # Not yet recorded: the old annotation is what counts.
     assert mode_change_error(_isvc(None), _isvc("RawDeployment"), "Serverless") is not None
     assert mode_change_errors(_isvc("RawDeployment"), None, CONFIG) == []
+
+
+def _defaulted(obj: dict[str, Any], config: OperatorConfig, operation: str = "CREATE",
+               old: dict[str, Any] | None = None) -> dict[str, Any]:
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+              "request": {"uid": "u", "operation": operation, "object": obj,
+                          **({"oldObject": old} if old else {})}}
+    response = review_inference_service_defaulting(review, config)["response"]
+    assert response["allowed"] is True
+    if "patch" not in response:
+        return obj
+    patched: dict[str, Any] = jsonpatch.apply_patch(
+        obj, json.loads(base64.b64decode(response["patch"])))
+    return patched
+
+
+@pytest.mark.parametrize("annotations", [None, {}, {"team": "a"}])
+@pytest.mark.parametrize(("config", "mode"), [(CONFIG, "Serverless"),
+                                              (RAW_DEFAULT, "RawDeployment")])
+def test_create_stamps_the_default_mode(annotations: dict[str, str] | None,
+                                        config: OperatorConfig, mode: str) -> None:
+    obj = _isvc(None)
+    if annotations is None:
+        del obj["metadata"]["annotations"]
+    else:
+        obj["metadata"]["annotations"] = dict(annotations)
+    stamped = _defaulted(obj, config)
+    assert stamped["metadata"]["annotations"] == {**(annotations or {}), MODE: mode}
+    assert stamped["spec"]["predictor"]["sklearn"]["name"] == "kfserving-container"
+    # Stamped once: a later default no longer decides, and defaulting again changes nothing.
+    other = CONFIG if config is RAW_DEFAULT else RAW_DEFAULT
+    assert resolve_mode(stamped, other.deploy.default_deployment_mode) == mode
+    assert _defaulted(stamped, other) is stamped
+
+
+@pytest.mark.parametrize("given", ["RawDeployment", "Knative", "Standard", "Bogus"])
+def test_create_keeps_a_given_annotation(given: str) -> None:
+    stamped = _defaulted(_isvc(given), RAW_DEFAULT)
+    assert stamped["metadata"]["annotations"] == {MODE: given}
+
+
+def test_update_is_not_stamped() -> None:
+    """An InferenceService from before the stamp keeps what decided its mode (its status)."""
+    old = _isvc(None, status={"deploymentMode": "Serverless"})
+    obj = _defaulted(_isvc(None, status={"deploymentMode": "Serverless"}), RAW_DEFAULT,
+                     operation="UPDATE", old=old)
+    assert MODE not in obj["metadata"]["annotations"]
+    review = {"request": {"uid": "u", "operation": "UPDATE", "object": obj, "oldObject": old}}
+    assert review_inference_service_validation(review, RAW_DEFAULT)["response"]["allowed"]
+
+
+def test_stamped_object_is_validated_as_stamped() -> None:
+    """The validating webhook sees the stamped annotation: a raw-only rule applies."""
+    obj = _defaulted(_isvc(None, minReplicas=0), RAW_DEFAULT)
+    review = {"request": {"uid": "u", "operation": "CREATE", "object": obj}}
+    response = review_inference_service_validation(review, RAW_DEFAULT)["response"]
+    assert response["allowed"] is False
+    assert "minReplicas" in response["status"]["message"]
 
 
 def test_domain_template() -> None:

@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 from kfserving_operator.api.config import OperatorConfig
+from kfserving_operator.podmutation.credentials import CredentialSources
+from kfserving_operator.podmutation.mutator import mutate_pod
 from kfserving_operator.reconcile.plan import Plan, plan_reconcile
 from kfserving_operator.render import RENDER_TIME
 from tests.support.raw import (
@@ -266,3 +268,46 @@ def test_cache_keeps_raw_children_by_kind_and_name() -> None:
         assert children.counterpart(obj) is not None
         cache.put_child(obj, deleted=True)
     assert cache.children(("default", "model")).is_empty()
+
+
+def _service(plan: Plan) -> dict[str, Any]:
+    return next(o for o in plan.apply if o["kind"] == "Service")
+
+
+def _agent_in_pod(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The agent the pod webhook injects into a pod of ``deployment``'s template."""
+    template = copy.deepcopy(deployment["spec"]["template"])
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {**template["metadata"], "name": "model-abc", "namespace": "default"},
+           "spec": template["spec"]}
+    result = mutate_pod(pod, DEFAULT, CredentialSources())
+    return next(c for c in result.pod["spec"]["containers"] if c["name"] == "agent")
+
+
+def test_agent_fronts_the_model_server_in_raw_mode() -> None:
+    """Service -> agent on 9081 -> model server on its port; readiness on the model server."""
+    plan = _plan(_isvc(logger={"mode": "all"}), [])
+    model = _deployment(plan)["spec"]["template"]["spec"]["containers"][0]
+    assert "ports" not in model  # 9081 is the agent's, not the model server's
+    assert model["readinessProbe"] == {"tcpSocket": {"port": 8080}}
+    assert _service(plan)["spec"]["ports"][0]["targetPort"] == 9081
+    agent = _agent_in_pod(_deployment(plan))
+    assert agent["args"][-2:] == ["--component-port", "8080"]
+    assert agent["ports"][0]["containerPort"] == 9081
+    assert {"name": "SERVING_READINESS_PROBE",
+            "value": '{"tcpSocket":{"host":"127.0.0.1","port":8080}}'} in agent["env"]
+
+
+def test_agent_with_a_custom_model_port_and_without_agent() -> None:
+    custom = {"containers": [{"name": "kfserving-container", "image": "mine",
+                              "ports": [{"containerPort": 8500}]}],
+              "batcher": {"maxBatchSize": 8}}
+    isvc = _isvc()
+    isvc["spec"]["predictor"] = custom
+    plan = _plan(isvc, [])
+    model = _deployment(plan)["spec"]["template"]["spec"]["containers"][0]
+    assert model["readinessProbe"] == {"tcpSocket": {"port": 8500}}
+    assert _service(plan)["spec"]["ports"][0]["targetPort"] == 9081
+    assert _agent_in_pod(_deployment(plan))["args"][-2:] == ["--component-port", "8500"]
+    # No logger or batcher: the Service goes straight to the model server.
+    assert _service(_plan(_isvc(), []))["spec"]["ports"][0]["targetPort"] == 8080
