@@ -179,6 +179,11 @@ def knative_config(modules: UpstreamModules) -> list[dict[str, Any]]:
                 f"kind.local/knative-serving/queue:{modules.serving_version}")
             data["registries-skipping-tag-resolving"] = ",".join(
                 REGISTRIES_SKIPPING_TAG_RESOLVING)
+            # Knative looks at a revision's crashing pods only when its Deployment changes,
+            # which for a crash loop happens when the progress deadline passes (600 s
+            # upstream). Images are local and models small here: 90 s is plenty for a
+            # revision that works, and a failing one says why within a test's patience.
+            data["progress-deadline"] = "90s"
         if name == "config-autoscaler" and data is not None:
             # Knative's minimum grace before the last pod of an idle revision goes (30 s
             # upstream): scale to zero within a test's patience.

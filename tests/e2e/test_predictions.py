@@ -29,7 +29,8 @@ from tests.support.cluster import Cluster, wait_for
 from tests.support.isvc import condition, get_or_none, wait_ready
 from tests.support.operator import OperatorProcess
 
-pytestmark = pytest.mark.e2e
+# Real pods on a two-core machine: more than the suite's default 300 s per test.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 EXAMPLES = ROOT / "examples" / "local"
 IRIS = EXAMPLES / "iris-input.json"

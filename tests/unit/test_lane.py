@@ -89,6 +89,7 @@ def test_config_sets_only_the_keys_the_lane_needs(modules: UpstreamModules) -> N
     # The queue-proxy the node image build made from Knative's module, at its version.
     assert deployment["queue-sidecar-image"] == "kind.local/knative-serving/queue:v0.42.2"
     assert "index.docker.io" in deployment["registries-skipping-tag-resolving"].split(",")
+    assert deployment["progress-deadline"] == "90s"
     assert objects[("ConfigMap", "config-domain")]["data"][INGRESS_DOMAIN] == ""
     assert objects[("ConfigMap", "config-logging")]["data"] == {"_example": "kept as it is"}
     # KIngresses go to Traefik, the lane's ingress.
