@@ -330,25 +330,19 @@ class LocalControlPlane:
         stopped: list[str] = []
         if state is None:
             return stopped
-        # Reverse start order: the controller manager and apiserver before etcd.
-        for name, pid in reversed(list(state.pids.items())):
-            if name == "containerd":
-                # The kubelet has stopped; the pods' processes outlive containerd's
-                # shims unless they are killed while containerd still answers.
-                node.stop_workloads(self.state_dir)
-            if process_alive(pid, name):
-                try:
-                    os.killpg(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-                deadline = time.monotonic() + 15
-                while process_alive(pid, name) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if process_alive(pid, name):
-                    os.killpg(pid, signal.SIGKILL)
-                stopped.append(f"{name} (pid {pid})")
-            _reap(pid)
-            _wait_gone(pid)
+        # Reverse start order: the controller manager and apiserver before etcd. What the
+        # lane started after containerd (the kubelet, Knative, the data path) goes at
+        # once, so their graceful drains overlap; then the pods' processes, then the rest.
+        pending = list(reversed(list(state.pids.items())))
+        if "containerd" in state.pids:
+            cut = next(i for i, (name, _) in enumerate(pending) if name == "containerd")
+            stopped += _stop_together(pending[:cut])
+            # The pods' processes outlive containerd's shims unless they are killed while
+            # containerd still answers.
+            node.stop_workloads(self.state_dir)
+            pending = pending[cut:]
+        for name, pid in pending:
+            stopped += _stop_together([(name, pid)])
         if "containerd" in state.pids:
             node.unmount_node(self.state_dir, state.node_cgroup_root)
         if state.netns_pid is not None and netns.stop_holder(state.netns_pid, self.state_dir):
@@ -528,6 +522,30 @@ class LocalControlPlane:
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         path.chmod(0o600)
+
+
+def _stop_together(processes: list[tuple[str, int]], grace: float = 15.0) -> list[str]:
+    """SIGTERM every process group that is still alive, wait up to ``grace`` seconds for all
+    of them, SIGKILL what is left; return what was stopped."""
+    alive = [(name, pid) for name, pid in processes if process_alive(pid, name)]
+    stopped = []
+    for name, pid in alive:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            stopped.append(f"{name} (pid {pid})")
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + grace
+    while any(process_alive(pid, name) for name, pid in alive) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for name, pid in alive:
+        if process_alive(pid, name):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    for _, pid in processes:
+        _reap(pid)
+        _wait_gone(pid)
+    return stopped
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
