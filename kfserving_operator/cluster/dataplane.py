@@ -8,9 +8,11 @@ All of it runs as processes in the lane's network namespace, beside the real nod
   so a transformer reaches ``<predictor>.<namespace>`` by name, as in any cluster.
 - **Traefik**, whose Knative provider implements KIngress (class
   :data:`INGRESS_CLASS`): it routes each Knative Service's hosts to its revisions with the
-  traffic split Knative computed. Its private entry point, on port 80 of the bridge's
-  address, plays Knative's local gateway (``<ksvc>.<ns>.svc.cluster.local`` resolves to
-  it); the public one serves the external hosts.
+  traffic split Knative computed. Its Kubernetes Ingress provider serves raw deployment
+  mode's Ingresses (IngressClass :data:`INGRESS_CLASS_NAME`). Its private entry point, on
+  port 80 of the bridge's address, plays Knative's local gateway
+  (``<ksvc>.<ns>.svc.cluster.local`` resolves to it); the public one serves the external
+  hosts.
 - **Knative's activator**: requests for a revision scaled to zero wait in it while the
   autoscaler scales up. It and the autoscaler reach each other, and revisions, by the
   in-cluster names Knative gives them, which only the cluster's DNS can answer: they run in
@@ -91,6 +93,11 @@ def ingress_rbac() -> list[dict[str, Any]]:
              {"apiGroups": ["networking.internal.knative.dev"],
               "resources": ["ingresses", "ingresses/status"],
               "verbs": ["get", "list", "watch", "update", "patch"]},
+             # Raw deployment mode's Ingresses (the lane's config names this class).
+             {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"],
+              "verbs": ["get", "list", "watch"]},
+             {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"],
+              "verbs": ["update", "patch"]},
          ]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
          "metadata": {"name": "kfserving-lane-traefik", "labels": LABELS},
@@ -99,6 +106,17 @@ def ingress_rbac() -> list[dict[str, Any]]:
          "subjects": [{"kind": "ServiceAccount", "name": "traefik",
                        "namespace": SYSTEM_NAMESPACE}]},
     ]
+
+
+# The IngressClass of raw deployment mode's Ingresses on the lane, served by Traefik's
+# Kubernetes Ingress provider (the controller name is Traefik's).
+INGRESS_CLASS_NAME = "traefik"
+
+
+def ingress_class() -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+            "metadata": {"name": INGRESS_CLASS_NAME, "labels": LABELS},
+            "spec": {"controller": "traefik.io/ingress-controller"}}
 
 
 def corefile(kubeconfig: Path, address: str, cluster_domain: str) -> str:
@@ -130,16 +148,25 @@ def traefik_config(*, api_url: str, token: str, ca_file: Path, address: str) -> 
             "web": {"address": f"{address}:{PUBLIC_INGRESS_PORT}"},
         },
         "experimental": {"knative": True},
-        "providers": {"knative": {
-            "endpoint": api_url,
-            "token": token,
-            "certAuthFilePath": str(ca_file),
-            "publicEntrypoints": ["web"],
-            "privateEntrypoints": ["web-internal"],
-            "publicService": {"name": "traefik-public", "namespace": SYSTEM_NAMESPACE},
-            "privateService": {"name": "traefik-private", "namespace": SYSTEM_NAMESPACE},
-            "throttleDuration": "0s",
-        }},
+        "providers": {
+            "knative": {
+                "endpoint": api_url,
+                "token": token,
+                "certAuthFilePath": str(ca_file),
+                "publicEntrypoints": ["web"],
+                "privateEntrypoints": ["web-internal"],
+                "publicService": {"name": "traefik-public", "namespace": SYSTEM_NAMESPACE},
+                "privateService": {"name": "traefik-private", "namespace": SYSTEM_NAMESPACE},
+                "throttleDuration": "0s",
+            },
+            # Raw deployment mode's networking.k8s.io/v1 Ingresses, on both entry points.
+            "kubernetesIngress": {
+                "endpoint": api_url,
+                "token": token,
+                "certAuthFilePath": str(ca_file),
+                "throttleDuration": "0s",
+            },
+        },
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "log": {"level": "INFO"},
     }

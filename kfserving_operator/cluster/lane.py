@@ -471,7 +471,7 @@ class KnativeLane:
     def _start_data_path(self, knative_kubeconfig: Path, dns: list[str]) -> None:
         """Traefik and the activator (see cluster.dataplane)."""
         address = real_node.NODE_IP
-        self.apply(dataplane.ingress_rbac())
+        self.apply([*dataplane.ingress_rbac(), dataplane.ingress_class()])
         token = dataplane.service_account_token(self.kubectl_path, self.state.kubeconfig,
                                                 "traefik", dataplane.SYSTEM_NAMESPACE)
         traefik_config = self.state_dir / "traefik.yaml"

@@ -4,8 +4,9 @@ The shipped defaults name KServe's published images, which nothing here can pull
 lane the same keys name the images ``hack/build-node-images.sh`` built and the node
 imported: the storage initializer, sklearn v1 (the ``kserve`` package's ModelServer), sklearn
 v2 (MLServer) and xgboost v1. Model containers also get smaller default requests, so that a
-canary's two revisions and a transformer fit on a two-core node beside the lane itself.
-Everything else is the shipped default.
+canary's two revisions and a transformer fit on a two-core node beside the lane itself, and
+raw deployment mode's Ingresses name the lane's Traefik. Everything else is the shipped
+default.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kfserving_operator.api.config import (
     PredictorConfig,
     StorageInitializerConfig,
 )
+from kfserving_operator.cluster.dataplane import INGRESS_CLASS_NAME
 
 LOCAL_REGISTRY = "kind.local/kfserving"
 LOCAL_TAG = "lane"
@@ -40,8 +42,11 @@ def local_operator_config() -> OperatorConfig:
         "v1": _local(config.predictors.xgboost.v1, "xgbserver"),
     })
     predictors = config.predictors.model_copy(update={"sklearn": sklearn, "xgboost": xgboost})
+    # Raw deployment mode's Ingresses go to the lane's Traefik.
+    ingress = config.ingress.model_copy(update={"ingress_class_name": INGRESS_CLASS_NAME})
     return config.model_copy(update={
         "predictors": predictors,
+        "ingress": ingress,
         "storage_initializer": StorageInitializerConfig(image=STORAGE_INITIALIZER_IMAGE),
         "inference_service": InferenceServiceDefaults(resource=DefaultResources(
             cpu_request="100m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")),

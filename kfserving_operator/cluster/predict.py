@@ -10,6 +10,9 @@ VirtualService, takes the ``Host`` rewrite of the route whose authority match ac
 URL's host, and sends the request to the ingress's cluster-local entry point, which plays
 Knative's local gateway. Everything after that (revision choice by traffic percent, the
 activator when scaled to zero, queue-proxy, the model server) is the real data path.
+
+A raw-mode InferenceService has a plain Ingress instead, which the same ingress serves: the
+request keeps the URL's host.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ def route_for(isvc: dict[str, Any], virtual_service: dict[str, Any] | None) -> R
         raise PredictError(f"InferenceService {name} has no URL yet; its status says: "
                            f"{_ready_message(isvc)}")
     url_host = urlsplit(url).hostname or ""
+    if (isvc.get("status") or {}).get("deploymentMode") == "RawDeployment":
+        # Raw deployment mode: a plain Ingress routes the URL's host as it is.
+        return Route(url_host=url_host, host=url_host)
     if virtual_service is None:
         raise PredictError(f"InferenceService {name} has no VirtualService (yet); "
                            "it routes the URL's host")

@@ -217,3 +217,18 @@ def test_model_server_that_crashes_at_start_reports_its_exit_code(cluster: Clust
     cluster.apply_yaml(empty, namespace=store)
     ready = _not_ready_because(cluster, store, "sklearn-iris", "exit code 1")
     assert "crash" in ready["message"].lower() or "CrashLoop" in ready.get("reason", ""), ready
+
+
+def test_raw_deployment_answers_without_knative(cluster: Cluster, store: str) -> None:
+    """Raw mode on the real node: a Deployment, Service, HPA and an Ingress that the lane's
+    ingress serves; no Knative Service; the same answer."""
+    cluster.apply_yaml(example("sklearn-raw.yaml"), namespace=store)
+    ready = wait_ready(cluster, store, "sklearn-iris-raw", timeout=READY_TIMEOUT)
+    assert ready["status"]["url"] == f"http://sklearn-iris-raw-{store}.example.com"
+    name = "sklearn-iris-raw-predictor-default"
+    hpa = cluster.get_json("hpa", name, "-n", store)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 2)
+    assert cluster.get_json("deployment", name, "-n", store)["status"]["readyReplicas"] == 1
+    assert cluster.get_json("service", name, "-n", store)["spec"]["ports"][0]["port"] == 80
+    assert get_or_none(cluster, "ksvc", name, "-n", store) is None
+    assert predict(cluster, "sklearn-iris-raw", store, IRIS) == {"predictions": [1, 1]}

@@ -78,8 +78,10 @@ def test_local_config_names_the_node_images_and_small_requests() -> None:
     assert config.predictors.xgboost.v1.image == "kind.local/kfserving/xgbserver"
     assert config.storage_initializer.image == "kind.local/kfserving/storage-initializer:lane"
     assert config.inference_service.resource.cpu_request == "100m"
-    # Everything else stays the shipped default.
-    assert config.ingress == type(config.ingress)()
+    # Raw mode's Ingresses go to the lane's Traefik; everything else is the shipped default.
+    assert config.ingress.ingress_class_name == "traefik"
+    assert config.ingress.model_copy(update={"ingress_class_name": None}) == (
+        type(config.ingress)())
     assert config.predictors.tensorflow.image == "tensorflow/serving"
 
 
@@ -174,3 +176,20 @@ def test_model_files_are_keyed_relative_to_the_models_dir(tmp_path: Path) -> Non
     (tmp_path / "sklearn" / "iris" / "model.joblib").write_bytes(b"x")
     assert [key for key, _ in modelstore.model_files(tmp_path)] == [
         "sklearn/iris/model.joblib"]
+
+
+def test_raw_mode_keeps_the_urls_host() -> None:
+    isvc = _example("sklearn.yaml")
+    isvc["status"] = {"url": "http://sklearn-iris-default.example.com",
+                      "deploymentMode": "RawDeployment"}
+    route = predict.route_for(isvc, None)
+    assert route.host == route.url_host == "sklearn-iris-default.example.com"
+
+
+def test_lane_processes_resolve_through_coredns() -> None:
+    text = dataplane.resolv_conf("10.90.0.1", "cluster.local")
+    assert text.splitlines()[0] == "nameserver 10.90.0.1"
+    assert "search knative-serving.svc.cluster.local svc.cluster.local cluster.local" in text
+    wrapper = dataplane.cluster_dns_wrapper(Path("/state/resolv.conf"))
+    assert wrapper[:3] == ["unshare", "--mount", "--propagation"]
+    assert wrapper[-1] == "/state/resolv.conf"
