@@ -10,6 +10,8 @@ import pytest
 
 from kfserving_operator.cluster.lane import LANE_TOOLS, NODE_NAME
 from kfserving_operator.cluster.localplane import TOOLS
+from kfserving_operator.cluster.node import BRIDGE
+from kfserving_operator.cluster.node import NODE_NAME as REAL_NODE
 from tests.support.cluster import Cluster
 
 
@@ -38,25 +40,36 @@ def test_status_reports_every_process_of_the_lane(lane: Cluster) -> None:
 
 
 def test_exec_runs_kubectl_inside_the_lane(lane: Cluster) -> None:
-    result = _cli(lane, "exec", "--", "kubectl", "get", "node", NODE_NAME,
-                  "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status} {.spec.taints}")
+    template = ("jsonpath={range .items[*]}{.metadata.name} "
+                "{.status.conditions[?(@.type=='Ready')].status} {.spec.taints}{'\\n'}{end}")
+    result = _cli(lane, "exec", "--", "kubectl", "get", "nodes", "-o", template)
     assert result.returncode == 0, result.stderr
-    # KWOK reports the Node Ready and the node-lifecycle controller lifted its taint.
-    assert result.stdout.strip() == "True"
+    nodes = {line.split(" ", 2)[0]: line.split(" ", 2)[1:] for line in
+             result.stdout.strip().splitlines()}
+    # Both nodes are Ready (the node-lifecycle controller lifted the not-ready taints); the
+    # real one takes every pod, KWOK's only those that tolerate its taint.
+    assert nodes[REAL_NODE] == ["True", ""], nodes
+    assert nodes[NODE_NAME][0] == "True", nodes
+    assert "kwok.x-k8s.io/node" in nodes[NODE_NAME][1], nodes
 
 
 def test_the_lane_has_no_route_out(lane: Cluster) -> None:
     result = _cli(lane, "exec", "--", sys.executable, "-c",
                   "from kfserving_operator.cluster import netns; "
-                  "print(netns.interfaces(), netns.default_route())")
+                  "print(' '.join(netns.interfaces()), netns.default_route())")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['lo'] None"
+    *interfaces, route = result.stdout.split()
+    # Loopback, the pods' bridge and its veth ends; no default route, so nothing leaves.
+    assert route == "None"
+    assert set(interfaces) >= {"lo", BRIDGE}
+    assert all(name in ("lo", BRIDGE) or name.startswith("veth") for name in interfaces), (
+        interfaces)
 
 
 def test_knative_writes_under_its_own_identity(lane: Cluster) -> None:
-    """The audit log tells Knative's, KWOK's and the scheduler's writes apart."""
+    """The audit log tells Knative's, KWOK's, the scheduler's and the node's writes apart."""
     assert lane.local_state is not None
     audit = (Path(lane.local_state.state_dir) / "logs" / "audit.log").read_text()
     for user in ('"username":"knative-serving"', '"username":"kwok"',
-                 '"username":"system:kube-scheduler"'):
+                 '"username":"system:kube-scheduler"', f'"username":"system:node:{REAL_NODE}"'):
         assert user in audit
