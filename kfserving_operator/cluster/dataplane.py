@@ -86,7 +86,7 @@ def ingress_rbac() -> list[dict[str, Any]]:
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
          "metadata": {"name": "kfserving-lane-traefik", "labels": LABELS},
          "rules": [
-             {"apiGroups": [""], "resources": ["services", "endpoints", "secrets"],
+             {"apiGroups": [""], "resources": ["services", "endpoints", "secrets", "nodes"],
               "verbs": ["get", "list", "watch"]},
              {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
               "verbs": ["get", "list", "watch"]},

@@ -203,6 +203,12 @@ def _predictor_framework_container(
         if spec.storage_uri:
             generated.append(("MLSERVER_MODEL_NAME", name))
             generated.append(("MLSERVER_MODEL_URI", MODEL_MOUNT_PATH))
+            if "readinessProbe" not in container:
+                # MLServer opens its HTTP port before the model has loaded, so the default
+                # TCP probe would call the revision Ready while every request still fails;
+                # the v2 protocol's model-ready endpoint answers 200 once it has loaded.
+                container["readinessProbe"] = {
+                    "httpGet": {"path": f"/v2/models/{name}/ready"}}
         _with_env(container, generated)
         args = []
     elif framework in PYTHON_SERVERS:
