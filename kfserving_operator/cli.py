@@ -126,9 +126,7 @@ def _cluster_predict(plane: LocalControlPlane, args: argparse.Namespace) -> int:
     except (predict.PredictError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(response.decode(errors="replace"))
-    if not response.endswith(b"\n"):
-        sys.stdout.write("\n")
+    print(predict.printable(response))
     if not 200 <= status < 300:
         print(f"error: HTTP {status} from {route.host}{path}", file=sys.stderr)
         return 1

@@ -133,6 +133,16 @@ def send(address: str, route: Route, path: str, body: bytes,
         raise PredictError(f"cannot reach the ingress at {address}: {exc}") from exc
 
 
+def printable(response: bytes) -> str:
+    """The response body for a terminal: JSON on one line with the usual spacing
+    (``{"predictions": [1, 1]}``, whatever the server's own spacing), anything else as it is."""
+    text = response.decode(errors="replace")
+    try:
+        return json.dumps(json.loads(text))
+    except ValueError:
+        return text.rstrip("\n")
+
+
 def load_body(path: str) -> bytes:
     """The request file's bytes, checked to be JSON (a typo fails here, not in the server)."""
     with open(path, "rb") as handle:

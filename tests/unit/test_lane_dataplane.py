@@ -193,3 +193,8 @@ def test_lane_processes_resolve_through_coredns() -> None:
     wrapper = dataplane.cluster_dns_wrapper(Path("/state/resolv.conf"))
     assert wrapper[:3] == ["unshare", "--mount", "--propagation"]
     assert wrapper[-1] == "/state/resolv.conf"
+
+
+def test_printable_answers_read_as_the_readme_shows() -> None:
+    assert predict.printable(b'{"predictions":[1,1]}') == '{"predictions": [1, 1]}'
+    assert predict.printable(b"Bad Gateway\n") == "Bad Gateway"
