@@ -92,9 +92,13 @@ build_kwok() {
   move_into_place "$tmp" "$out"
 }
 
-# Knative Serving: upstream's webhook and autoscaler unchanged, plus our two small mains
-# (hack/knativebin/controller, hack/knativebin/kingress; their doc comments say why). The
-# cache key covers the version and our sources, so editing a main rebuilds.
+# Knative Serving: upstream's webhook, autoscaler, activator and queue-proxy unchanged, plus
+# our controller main (hack/knativebin/controller; its doc comment says why). The queue-proxy
+# goes into the real node's image (hack/build-node-images.sh); the others run as processes in
+# the lane's namespace. The cache key covers the version and our sources, so editing the
+# main rebuilds.
+KNATIVE_BINARIES=(knative-controller knative-webhook knative-autoscaler knative-activator knative-queue)
+
 knative_dir() {
   local key
   key="$(cd "$ROOT/hack/knativebin" && find . -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \
@@ -103,21 +107,17 @@ knative_dir() {
 }
 
 build_knative() {
-  local out; out="$(knative_dir)"
-  if [[ -x "$out/knative-controller" && -x "$out/knative-webhook" \
-        && -x "$out/knative-autoscaler" && -x "$out/kingress-istio" ]]; then
-    echo "knative $KNATIVE_VERSION: cached in $out"; return
-  fi
+  local out name missing=0; out="$(knative_dir)"
+  for name in "${KNATIVE_BINARIES[@]}"; do [[ -x "$out/$name" ]] || missing=1; done
+  if ((missing == 0)); then echo "knative $KNATIVE_VERSION: cached in $out"; return; fi
   local tmp; tmp="$(scratch "$out")"
-  # One `go build` for all four: shared packages compile once.
-  timed "knative $KNATIVE_VERSION: building controller, webhook, autoscaler, kingress" \
+  # One `go build` for all five: shared packages compile once.
+  timed "knative $KNATIVE_VERSION: building controller, webhook, autoscaler, activator, queue-proxy" \
     bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/knativebin" \
-      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/" \
-      ./controller ./kingress knative.dev/serving/cmd/webhook knative.dev/serving/cmd/autoscaler
-  mv "$tmp/controller" "$tmp/knative-controller"
-  mv "$tmp/webhook" "$tmp/knative-webhook"
-  mv "$tmp/autoscaler" "$tmp/knative-autoscaler"
-  mv "$tmp/kingress" "$tmp/kingress-istio"
+      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/" ./controller \
+      knative.dev/serving/cmd/webhook knative.dev/serving/cmd/autoscaler \
+      knative.dev/serving/cmd/activator knative.dev/serving/cmd/queue
+  for name in controller webhook autoscaler activator queue; do mv "$tmp/$name" "$tmp/knative-$name"; done
   move_into_place "$tmp" "$out"
 }
 
@@ -162,26 +162,6 @@ with_lock() {
     fi
     "$@"
   ) 9>"$CACHE/.locks/$name.lock"
-}
-
-# Knative's data plane for the real node: queue-proxy (into an image, by
-# hack/build-node-images.sh) and the activator (a process in the lane's namespace). Upstream's
-# mains, unchanged, from the same wrapper module and pins as the control-plane binaries.
-knative_data_dir() { echo "$CACHE/knative/$KNATIVE_VERSION-data-$(basename "$(knative_dir)" | sed 's/.*-//')"; }
-
-build_knative_data() {
-  local out; out="$(knative_data_dir)"
-  if [[ -x "$out/knative-queue" && -x "$out/knative-activator" ]]; then
-    echo "knative $KNATIVE_VERSION queue-proxy, activator: cached in $out"; return
-  fi
-  local tmp; tmp="$(scratch "$out")"
-  timed "knative $KNATIVE_VERSION: building queue-proxy, activator" \
-    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/knativebin" \
-      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/" \
-      knative.dev/serving/cmd/queue knative.dev/serving/cmd/activator
-  mv "$tmp/queue" "$tmp/knative-queue"
-  mv "$tmp/activator" "$tmp/knative-activator"
-  move_into_place "$tmp" "$out"
 }
 
 # MinIO, the lane's model store (kfserving_operator/cluster/modelstore.py), unchanged from its
@@ -246,8 +226,8 @@ ensure_node_runtime() {
 
 build_node_images() {
   ensure_node_runtime
-  build_knative_data
-  bash "$ROOT/hack/build-node-images.sh" "$(knative_data_dir)/knative-queue"
+  build_knative
+  bash "$ROOT/hack/build-node-images.sh" "$(knative_dir)/knative-queue"
 }
 
 # Run a build, printing a line when it starts, every 30 s while it runs (a cold build
@@ -286,9 +266,10 @@ link_bins() {
     && ln -sf "$CACHE/k8s/$K8S_VERSION/kube-scheduler" "$bin/kube-scheduler"
   [[ -x "$CACHE/kwok/$KWOK_VERSION/kwok" ]] && ln -sf "$CACHE/kwok/$KWOK_VERSION/kwok" "$bin/kwok"
   local knative name; knative="$(knative_dir)"
-  for name in knative-controller knative-webhook knative-autoscaler kingress-istio; do
+  for name in "${KNATIVE_BINARIES[@]}"; do
     [[ -x "$knative/$name" ]] && ln -sf "$knative/$name" "$bin/$name"
   done
+  rm -f "$bin/kingress-istio"  # an earlier lane's KIngress stand-in, replaced by Traefik
   [[ -x "$CACHE/k8s/$K8S_VERSION/kubelet" ]] && ln -sf "$CACHE/k8s/$K8S_VERSION/kubelet" "$bin/kubelet"
   [[ -x "$CACHE/k8s/$K8S_VERSION/kube-proxy" ]] && ln -sf "$CACHE/k8s/$K8S_VERSION/kube-proxy" "$bin/kube-proxy"
   local minio traefik coredns
@@ -298,10 +279,6 @@ link_bins() {
   [[ -x "$CACHE/traefik/$traefik/traefik" ]] && ln -sf "$CACHE/traefik/$traefik/traefik" "$bin/traefik"
   minio="$(awk '$1 == "require" && $2 == "github.com/minio/minio" {print $3}' "$ROOT/hack/miniobin/go.mod")"
   [[ -x "$CACHE/minio/$minio/minio" ]] && ln -sf "$CACHE/minio/$minio/minio" "$bin/minio"
-  knative="$(knative_data_dir)"
-  for name in knative-queue knative-activator; do
-    [[ -x "$knative/$name" ]] && ln -sf "$knative/$name" "$bin/$name"
-  done
   ln -sf "$CACHE/etcd/$ETCD_VERSION/etcd" "$bin/etcd"
   [[ -x "$CACHE/helm/$HELM_VERSION/helm" ]] && ln -sf "$CACHE/helm/$HELM_VERSION/helm" "$bin/helm"
   return 0
