@@ -331,7 +331,7 @@ def _raw_rows(r1: dict[str, Any] | None, w_raw: float | None, rt50: float | None
     out.append(Row("R1", "idle operator GET+LIST (pods Pending: every Deployment incomplete)",
                    f"{_num(idle['operator_reads_per_min'], 1)} reads/min",
                    _breakdown(idle["operator_reads"], 1) if idle["operator_reads"] else "-",
-                   "- (an incomplete Deployment is re-read every 10 s)", INFO))
+                   "- (pods and ReplicaSets come from watches)", INFO))
     out.append(Row("R1", "operator CPU at idle",
                    f"{_num(idle['operator_cpu_s_per_min'] * 1000 / 60, 2)} ms/s", "-", "-",
                    INFO))

@@ -32,8 +32,6 @@ from importlib import metadata
 from types import FrameType
 from typing import Any
 
-import yaml
-
 from benchmarks import kube, plot, report, scenarios
 from benchmarks.scenarios import (
     BENCH_NAMESPACE,
@@ -56,8 +54,7 @@ class BenchControlPlane(LocalControlPlane):
     Service IP range for thousands of ClusterIP Services.
 
     The project's policy logs writes only; the benchmark also wants the operator's GETs and
-    LISTs (watches stay unlogged), attributed by user. The apiserver's own loopback requests
-    are left out.
+    LISTs (watches stay unlogged), attributed by user: it runs with ``audit_reads=True``.
     """
 
     def _apiserver_args(self, pki: Path, etcd_url: str, port: int) -> list[str]:
@@ -67,21 +64,6 @@ class BenchControlPlane(LocalControlPlane):
         return [SERVICE_RANGE if arg.startswith("--service-cluster-ip-range=") else arg
                 for arg in super()._apiserver_args(pki, etcd_url, port)]
 
-    @staticmethod
-    def _write_audit_policy(path: Path) -> None:
-        policy = {
-            "apiVersion": "audit.k8s.io/v1",
-            "kind": "Policy",
-            "omitStages": ["RequestReceived"],
-            "rules": [
-                {"level": "None", "users": ["system:apiserver"]},
-                {"level": "Metadata",
-                 "verbs": ["create", "update", "patch", "delete", "deletecollection",
-                           "get", "list"]},
-                {"level": "None"},
-            ],
-        }
-        path.write_text(yaml.safe_dump(policy))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -284,7 +266,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     wall = time.perf_counter()
     state_dir = Path(tempfile.mkdtemp(prefix="kfserving-bench-"))
-    plane = BenchControlPlane(state_dir / "cluster")
+    plane = BenchControlPlane(state_dir / "cluster", audit_reads=True)
     print(f"[bench] state dir {state_dir}", flush=True)
     try:
         state = plane.up()

@@ -114,8 +114,11 @@ def _clean_env() -> dict[str, str]:
 class LocalControlPlane:
     """Start, find, check and stop the loopback control plane kept in ``state_dir``."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, *, audit_reads: bool = False) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
+        # Also log GETs and LISTs (never watches, nor the apiserver's own loopback requests),
+        # for tests and benchmarks that count a client's reads.
+        self.audit_reads = audit_reads
 
     # -- inspection -------------------------------------------------------------------------
 
@@ -437,17 +440,17 @@ class LocalControlPlane:
             "--v=1",
         ]
 
-    @staticmethod
-    def _write_audit_policy(path: Path) -> None:
+    def _write_audit_policy(self, path: Path) -> None:
+        verbs = ["create", "update", "patch", "delete", "deletecollection"]
+        skip: list[dict[str, object]] = []
+        if self.audit_reads:
+            verbs += ["get", "list"]
+            skip = [{"level": "None", "users": ["system:apiserver"]}]
         policy = {
             "apiVersion": "audit.k8s.io/v1",
             "kind": "Policy",
             "omitStages": ["RequestReceived"],
-            "rules": [
-                {"level": "Metadata",
-                 "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
-                {"level": "None"},
-            ],
+            "rules": [*skip, {"level": "Metadata", "verbs": verbs}, {"level": "None"}],
         }
         path.write_text(yaml.safe_dump(policy))
 

@@ -32,7 +32,7 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
-def _encode(obj: dict[str, Any]) -> bytes:
+def encode(obj: dict[str, Any]) -> bytes:
     """Compact JSON of ``obj`` without ``metadata.managedFields``, which we never read."""
     meta = obj.get("metadata")
     if isinstance(meta, dict) and "managedFields" in meta:
@@ -40,7 +40,7 @@ def _encode(obj: dict[str, Any]) -> bytes:
     return _encoder.encode(obj)
 
 
-def _decode(data: bytes | None) -> dict[str, Any] | None:
+def decode(data: bytes | None) -> dict[str, Any] | None:
     if data is None:
         return None
     obj: dict[str, Any] = _decoder.decode(data)
@@ -183,7 +183,7 @@ class ObjectCache:
     def isvcs(self) -> Iterator[dict[str, Any]]:
         """Every stored InferenceService, decoded one at a time."""
         for data in list(self._isvcs.values()):
-            obj = _decode(data)
+            obj = decode(data)
             if obj is not None:
                 yield obj
 
@@ -192,17 +192,17 @@ class ObjectCache:
         for stored in list(self._children.values()):
             for data in [*stored.ksvcs.values(), stored.virtual_service, stored.service,
                          *stored.raw.values()]:
-                obj = _decode(data)
+                obj = decode(data)
                 if obj is not None and obj.get("apiVersion") == api_version \
                         and obj.get("kind") == kind:
                     yield obj
 
     def get_isvc(self, key: IsvcKey) -> dict[str, Any] | None:
-        return _decode(self._isvcs.get(key))
+        return decode(self._isvcs.get(key))
 
     def put_isvc(self, obj: dict[str, Any]) -> IsvcKey:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        self._isvcs[key] = _encode(obj)
+        self._isvcs[key] = encode(obj)
         self._ready[key] = ready_status(obj)
         self._remember(obj)
         return key
@@ -211,7 +211,7 @@ class ObjectCache:
         """Record a status we wrote, so the next reconcile compares against it."""
         cached = self.get_isvc(key)
         if cached is not None and cached.get("metadata", {}).get("uid") == uid:
-            self._isvcs[key] = _encode({**cached, "status": status})
+            self._isvcs[key] = encode({**cached, "status": status})
             self._ready[key] = ready_status({"status": status})
             # The stored copy no longer matches any server version: let the next event in.
             self._versions.pop((c.API_VERSION, c.KIND, key[0], key[1]), None)
@@ -227,12 +227,12 @@ class ObjectCache:
             return Children()
         return Children(
             ksvcs={component: obj for component, data in stored.ksvcs.items()
-                   if (obj := _decode(data)) is not None},
-            virtual_service=_decode(stored.virtual_service),
-            service=_decode(stored.service),
+                   if (obj := decode(data)) is not None},
+            virtual_service=decode(stored.virtual_service),
+            service=decode(stored.service),
             raw={(kind, name): obj for where, data in stored.raw.items()
                  for kind, _, name in [where.partition("/")]
-                 if (obj := _decode(data)) is not None},
+                 if (obj := decode(data)) is not None},
         )
 
     def put_child(self, obj: dict[str, Any], *, deleted: bool = False) -> IsvcKey | None:
@@ -246,7 +246,7 @@ class ObjectCache:
             return key
         self._remember(obj, deleted)
         stored = self._children.setdefault(key, _StoredChildren())
-        data = None if deleted else _encode(obj)
+        data = None if deleted else encode(obj)
         kind, component = where
         if kind == "raw":
             if data is None:
@@ -295,7 +295,7 @@ class TrainedModelCache:
     def get(self, key: TmKey) -> dict[str, Any] | None:
         parent = self._parent_of.get(key)
         data = self._by_parent.get(parent, {}).get(key[1]) if parent is not None else None
-        return _decode(data)
+        return decode(data)
 
     def put(self, obj: dict[str, Any]) -> IsvcKey | None:
         """Store ``obj``; returns the parent it had before when that changed."""
@@ -304,7 +304,7 @@ class TrainedModelCache:
         old_parent = self._parent_of.get(key)
         if old_parent is not None and old_parent != new_parent:
             self._remove(key, old_parent)
-        self._by_parent.setdefault(new_parent, {})[key[1]] = _encode(obj)
+        self._by_parent.setdefault(new_parent, {})[key[1]] = encode(obj)
         self._parent_of[key] = new_parent
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if version is not None:
@@ -330,11 +330,11 @@ class TrainedModelCache:
         current = self.get(key)
         if current is not None:
             parent = self._parent_of[key]
-            self._by_parent[parent][key[1]] = _encode({**current, "status": status})
+            self._by_parent[parent][key[1]] = encode({**current, "status": status})
             self._versions.pop(key, None)
 
     def models(self, parent: IsvcKey) -> list[dict[str, Any]]:
-        return [_decode(data) or {} for data in self._by_parent.get(parent, {}).values()]
+        return [decode(data) or {} for data in self._by_parent.get(parent, {}).values()]
 
     def has_models(self, parent: IsvcKey) -> bool:
         return parent in self._by_parent

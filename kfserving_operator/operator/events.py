@@ -20,8 +20,8 @@ from kfserving_operator.api import constants as c
 from kfserving_operator.k8s.decoding import PoisonReport
 from kfserving_operator.operator import poison
 from kfserving_operator.operator.cache import IsvcKey, controller_owner
-from kfserving_operator.operator.informer import Informer
-from kfserving_operator.operator.raw_reads import RAW_CHILD_TYPES
+from kfserving_operator.operator.informer import NOT_INSTALLED_POLL_SECONDS, Informer
+from kfserving_operator.operator.raw_reads import RAW_CHILD_TYPES, RAW_POD_SELECTOR, RAW_POD_TYPES
 from kfserving_operator.operator.runtime import Runtime, unobserved
 
 logger = logging.getLogger("kfserving_operator")
@@ -108,6 +108,14 @@ def _take_child(runtime: Runtime, type: str | None, obj: dict[str, Any]) -> None
         runtime.enqueue(parent, urgent=type is not None)
 
 
+def _raw_pod_event(runtime: Runtime, type: str | None, obj: dict[str, Any]) -> None:
+    """A pod or ReplicaSet of a raw Deployment: keep what the status reads of it, and look at
+    its InferenceService again when that changed."""
+    parent = runtime.raw_pods.put(obj, deleted=type == "DELETED")
+    if parent is not None and parent in runtime.cache:
+        runtime.enqueue(parent, urgent=type is not None)
+
+
 def _same_input(previous: dict[str, Any], current: dict[str, Any]) -> bool:
     """True when only the status (or server bookkeeping) changed between two versions."""
     def essence(obj: dict[str, Any]) -> tuple[Any, ...]:
@@ -125,8 +133,12 @@ async def start_informers(runtime: Runtime) -> None:
 
     Every existing child is in the cache before the first reconcile (the workers start after
     this), so a restart re-applies nothing. All types are listed at once; each watch starts
-    right after its own listing. Knative or Istio missing shows up here as a type that is
-    not served. A namespace-scoped operator runs one informer per type and watched namespace.
+    right after its own listing. Knative, Istio or Gateway API missing shows up here as a
+    type that is not served; a cluster-wide operator then waits for the type's CRD event
+    (``handlers.py``) instead of looking again, a namespace-scoped one (which watches no CRD)
+    looks once a minute. A namespace-scoped operator runs one informer per type and watched
+    namespace. The pods and ReplicaSets of raw Deployments have informers of their own
+    (``raw_reads.py``).
     """
     api = runtime.api
     assert api is not None
@@ -142,6 +154,12 @@ async def start_informers(runtime: Runtime) -> None:
     def handle_isvc(type: str | None, obj: dict[str, Any]) -> None:
         _isvc_event(runtime, type, obj)
 
+    def handle_raw_pod(type: str | None, obj: dict[str, Any]) -> None:
+        _raw_pod_event(runtime, type, obj)
+
+    # Without CRD events (namespace-scoped), a missing type is looked for now and then.
+    missing_poll = NOT_INSTALLED_POLL_SECONDS if runtime.options.watch_namespaces else None
+
     for scope in scopes:
         for api_version, kind, dependency in children:
             def known(api_version: str = api_version, kind: str = kind) -> Any:
@@ -151,7 +169,12 @@ async def start_informers(runtime: Runtime) -> None:
                 api, api_version, kind, handle_child, known=known, namespace=scope,
                 label_selector=c.ISVC_LABEL,
                 on_installed=functools.partial(runtime.set_dependency, dependency)
-                if dependency else None))
+                if dependency else None, missing_poll=missing_poll))
+        for api_version, kind in RAW_POD_TYPES:
+            runtime.informers.append(Informer(
+                api, api_version, kind, handle_raw_pod,
+                known=functools.partial(runtime.raw_pods.of_kind, kind), namespace=scope,
+                label_selector=RAW_POD_SELECTOR))
         runtime.informers.append(Informer(api, c.API_VERSION, c.KIND, handle_isvc,
                                           known=runtime.cache.isvcs, namespace=scope))
     for informer in runtime.informers:

@@ -1,6 +1,6 @@
 """kopf's handlers and settings, bound to one :class:`~.runtime.Runtime`.
 
-kopf watches the low-volume types only (our ConfigMap, the Knative/Istio CRDs,
+kopf watches the low-volume types only (our ConfigMap, the Knative/Istio/Gateway API CRDs,
 TrainedModels), with ``@kopf.on.event`` handlers: they store nothing on the watched objects,
 so no bookkeeping annotations or finalizers are written. InferenceServices and their
 children come from the operator's own informers (``events.py``). The process's life
@@ -88,8 +88,12 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                    when=_is_dependency_crd, registry=registry)
     async def dependency_crd_event(type: str | None, name: str, **_: Any) -> None:
         runtime.set_dependency(DEPENDENCY_CRDS[name], type != "DELETED")
+        # Start (or stop) watching the type without waiting: its informer does not poll a
+        # type it found missing, this event is what it waits for.
+        group = name.partition(".")[2]
         for informer in runtime.informers:
-            informer.recheck()  # start (or stop) watching the type without waiting
+            if informer.api_version.partition("/")[0] == group:
+                informer.recheck()
 
     # TrainedModels (multi-model serving): their own watch, cache and queue; registered last
     # so their startup runs after the one above has created the API client.

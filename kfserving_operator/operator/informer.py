@@ -38,8 +38,13 @@ RETRY_MIN_SECONDS = 0.5
 RETRY_MAX_SECONDS = 1.0
 # After an unexpected error (a bug): slow enough that its traceback cannot flood the log.
 AFTER_BUG_SECONDS = 10.0
-# While the resource type is not served (Knative or Istio not installed), look again this often.
-NOT_INSTALLED_RECHECK_SECONDS = 5.0
+# While the resource type is not served (Knative, Istio or Gateway API not installed): an
+# informer told of the type's CRD by events (``recheck()``) does not look on its own; after a
+# wake that still finds the type missing (the CRD is not served yet), it looks again after
+# these delays and then waits for the next wake. One that hears of no CRD (a namespace-scoped
+# operator) looks every ``NOT_INSTALLED_POLL_SECONDS``.
+AFTER_WAKE_RECHECKS = (1.0, 2.0, 4.0, 8.0)
+NOT_INSTALLED_POLL_SECONDS = 60.0
 
 
 class Informer:
@@ -49,7 +54,8 @@ class Informer:
                  known: Callable[[], Iterable[dict[str, Any]]],
                  namespace: str | None = None,
                  label_selector: str | None = None,
-                 on_installed: Callable[[bool], None] | None = None) -> None:
+                 on_installed: Callable[[bool], None] | None = None,
+                 missing_poll: float | None = NOT_INSTALLED_POLL_SECONDS) -> None:
         self.api_version = api_version
         self.kind = kind
         self._api = api
@@ -59,6 +65,9 @@ class Informer:
         self._namespace = namespace  # None: every namespace
         self._selector = label_selector
         self._on_installed = on_installed
+        # While the type is not served, look again this often; None: only when woken.
+        self._missing_poll = missing_poll
+        self._after_wake: list[float] = []  # the rechecks left after the last wake
         self.synced = asyncio.Event()  # set after the first complete listing (or "not served")
         self.installed: bool | None = None
         self._task: asyncio.Task[None] | None = None
@@ -84,6 +93,7 @@ class Informer:
 
     def recheck(self) -> None:
         """Look again now (the CRD of a type that was not served has appeared)."""
+        self._after_wake = list(AFTER_WAKE_RECHECKS)
         self._wake.set()
 
     def _set_installed(self, installed: bool) -> None:
@@ -92,10 +102,17 @@ class Informer:
             if self._on_installed is not None:
                 self._on_installed(installed)
 
-    async def _pause(self, seconds: float) -> None:
+    async def _pause(self, seconds: float | None) -> None:
+        """Wait ``seconds`` (None: for good), or until :meth:`recheck`."""
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _missing_delay(self) -> float | None:
+        """How long to wait before looking again for a type that is not served."""
+        if self._after_wake:
+            return self._after_wake.pop(0)
+        return self._missing_poll
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -112,7 +129,7 @@ class Informer:
                 self._set_installed(False)
                 self.synced.set()
                 self._version = None
-                await self._pause(NOT_INSTALLED_RECHECK_SECONDS)
+                await self._pause(self._missing_delay())
                 continue
             except KubeError as exc:
                 # One line when an outage starts and one when it ends, not one per retry.

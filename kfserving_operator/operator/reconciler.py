@@ -3,9 +3,9 @@
 One reconcile of one InferenceService:
 
 1. Observe: the InferenceService and its children come from the watch cache, so a reconcile
-   of an unchanged world makes no requests at all. Only when Knative reports a component's
-   latest revision failed are that Revision and its pods read (a GET and a labelled LIST),
-   so the status can say why.
+   of an unchanged world makes no requests at all (a raw Deployment's pods and ReplicaSets
+   too: ``raw_reads.py``). Only when Knative reports a component's latest revision failed are
+   that Revision and its pods read (a GET and a labelled LIST), so the status can say why.
 2. Plan: :func:`kfserving_operator.reconcile.plan.plan_reconcile` returns the desired children,
    the children to delete, the new status and the events to post.
 3. Apply only what differs. Each child carries a hash of its desired form; a child whose hash
@@ -96,6 +96,8 @@ class Reconciler:
     cache: ObjectCache
     config: Callable[[], OperatorConfig]
     dependencies: Dependencies = field(default_factory=Dependencies)
+    # Pods and ReplicaSets of raw Deployments, from their informers.
+    raw_pods: raw_reads.RawPods = field(default_factory=raw_reads.RawPods)
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
     # What we remember per InferenceService, dropped with it by forget():
     # - the resourceVersion our last apply of each child produced: if the server normalises a
@@ -247,7 +249,7 @@ class Reconciler:
         config = self.config()
         children = self.cache.children(key)
         failures = await self._read_failed_revisions(key[0], children)
-        incomplete = await raw_reads.read_incomplete(self.api, key[0], children)
+        incomplete = self.raw_pods.incomplete(key[0], children)
         plan = plan_reconcile(isvc, config, self._observed(key, children, failures, incomplete),
                               self.clock())
         problems, writes = await self._apply_children(key, plan.apply, children)
@@ -289,9 +291,6 @@ class Reconciler:
                             and self.dependencies.istio_installed):
             raise Requeue(MISSING_DEPENDENCY_RECHECK_SECONDS,
                           f"{writes} writes; waiting for Knative Serving and Istio")
-        if raw and incomplete[1]:
-            raise Requeue(raw_reads.RECHECK_SECONDS,
-                          f"{writes} writes; waiting for Deployments to complete")
         if problems:
             raise ReconcileFailed("; ".join(message for _, message in problems))
         return f"{writes} writes" if writes else "up to date"

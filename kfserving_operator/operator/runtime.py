@@ -24,6 +24,7 @@ from kfserving_operator.operator.config_store import ConfigStore
 from kfserving_operator.operator.health import Readiness
 from kfserving_operator.operator.informer import Informer
 from kfserving_operator.operator.metrics import OperatorMetrics
+from kfserving_operator.operator.raw_reads import RawPods
 from kfserving_operator.operator.reconciler import Dependencies, ReconcileFailed, Reconciler
 from kfserving_operator.operator.trainedmodels import TrainedModelWorkers
 from kfserving_operator.operator.workqueue import WorkQueue
@@ -83,6 +84,7 @@ class Runtime:
 
     options: OperatorOptions
     cache: ObjectCache = field(default_factory=ObjectCache)
+    raw_pods: RawPods = field(default_factory=RawPods)
     config: ConfigStore = field(default_factory=ConfigStore)
     dependencies: Dependencies = field(default_factory=Dependencies)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
@@ -169,7 +171,7 @@ def new_reconciler(runtime: Runtime) -> None:
     """The reconciler and its work queue (started only while leading)."""
     assert runtime.api is not None
     runtime.reconciler = Reconciler(runtime.api, runtime.cache, runtime.config.get,
-                                    runtime.dependencies)
+                                    runtime.dependencies, raw_pods=runtime.raw_pods)
     metrics = runtime.metrics
 
     def observe(result: str, seconds: float) -> None:

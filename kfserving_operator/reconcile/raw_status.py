@@ -162,6 +162,56 @@ def needs_pods(deployment: Mapping[str, Any] | None) -> bool:
     return not state.ready
 
 
+def _containers_read(spec: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """Of each container: what ``failure.py`` names (image) and quotes (memory limit)."""
+    kept = []
+    for raw in sequence(spec.get(key)):
+        item = mapping(raw)
+        entry: dict[str, Any] = {k: item[k] for k in ("name", "image") if k in item}
+        memory = mapping(mapping(item.get("resources")).get("limits")).get("memory")
+        if memory is not None:
+            entry["resources"] = {"limits": {"memory": memory}}
+        kept.append(entry)
+    return kept
+
+
+def _metadata_read(obj: Mapping[str, Any], annotations: tuple[str, ...]) -> dict[str, Any]:
+    meta = mapping(obj.get("metadata"))
+    kept: dict[str, Any] = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
+    wanted = {k: v for k, v in mapping(meta.get("annotations")).items() if k in annotations}
+    if wanted:
+        kept["annotations"] = wanted
+    return kept
+
+
+def pod_essentials(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a pod that :func:`component_state` reads (its identity, containers'
+    images and memory limits, conditions and container states): what the shell keeps of
+    each raw pod, and what has to change before a pod event is news."""
+    spec = mapping(pod.get("spec"))
+    status = mapping(pod.get("status"))
+    return {
+        "apiVersion": pod.get("apiVersion", "v1"), "kind": pod.get("kind", "Pod"),
+        "metadata": _metadata_read(pod, ()),
+        "spec": {key: _containers_read(spec, key) for key in ("initContainers", "containers")
+                 if key in spec},
+        "status": {key: status[key] for key in ("conditions", "initContainerStatuses",
+                                                "containerStatuses") if key in status},
+    }
+
+
+def replica_set_essentials(replica_set: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a ReplicaSet that :func:`component_state` reads: its identity, revision
+    and ready replicas."""
+    ready = mapping(replica_set.get("status")).get("readyReplicas")
+    return {
+        "apiVersion": replica_set.get("apiVersion", "apps/v1"),
+        "kind": replica_set.get("kind", "ReplicaSet"),
+        "metadata": _metadata_read(replica_set, (DEPLOYMENT_REVISION_ANNOTATION,)),
+        "status": {"readyReplicas": ready} if ready is not None else {},
+    }
+
+
 def deployment_pods_selector(deployment: Mapping[str, Any]) -> tuple[str, str] | None:
     """The (label, value) that selects the Deployment's pods and ReplicaSets."""
     labels = mapping(mapping(deployment.get("spec")).get("selector")).get("matchLabels")

@@ -8,16 +8,19 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from lightkube import AsyncClient
 from lightkube.config.kubeconfig import KubeConfig
 
 from kfserving_operator.api import constants as c
 from kfserving_operator.k8s.api import KubeApi
+from kfserving_operator.operator import informer as informer_module
 from kfserving_operator.operator import poison
 from kfserving_operator.operator.informer import Informer
 from tests.support.cluster import Cluster
 
 KSVC = "serving.knative.dev/v1"
+GATEWAY_CRD = "httproutes.gateway.networking.k8s.io"
 
 
 def ksvc(name: str, namespace: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -140,6 +143,66 @@ async def test_object_too_deep_to_decode_arrives_pruned_and_recorded(cluster: Cl
         await recorder.wait(lambda: ("ADDED", "fine-later") in recorder.events)
         assert poison.poisoned(recorder.held["deep-watched"]) is not None
         assert poison.poisoned(recorder.held["fine-later"]) is None
+    finally:
+        await informer.stop()
+        await api.close()
+
+
+class CountingApi(KubeApi):
+    """The real API, counting the LISTs an informer starts (a page each here)."""
+
+    lists = 0
+
+    def list_pages(self, *args: Any, **kwargs: Any) -> Any:
+        self.lists += 1
+        return super().list_pages(*args, **kwargs)
+
+
+def _counting_api(cluster: Cluster) -> CountingApi:
+    """With Gateway API's HTTPRoute as the type that is not served (known to the client)."""
+    if cluster.kubectl("get", "crd", GATEWAY_CRD, "--ignore-not-found"):
+        pytest.skip("Gateway API is installed in this cluster")
+    return CountingApi(AsyncClient(config=KubeConfig.from_file(cluster.kubeconfig),
+                                   field_manager="informer-test", trust_env=False))
+
+
+async def test_a_type_found_missing_is_not_polled(cluster: Cluster, namespace: str,
+                                                  monkeypatch: Any) -> None:
+    """Told of its CRD by events (missing_poll None), an informer of a type that is not
+    served looks once, then only when woken, and after a wake a bounded few times more."""
+    monkeypatch.setattr(informer_module, "AFTER_WAKE_RECHECKS", (0.2, 0.4))
+    recorder = Recorder(namespace)
+    api = _counting_api(cluster)
+    informer = Informer(api, c.GATEWAY_API_VERSION, "HTTPRoute", recorder.handle,
+                        known=recorder.known, namespace=namespace, missing_poll=None)
+    informer.start()
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 20)
+        assert informer.installed is False
+        await asyncio.sleep(6)  # longer than the 5 s poll this replaced
+        assert api.lists == 1
+        informer.recheck()  # its CRD's event: look now, then after 0.2 and 0.4 s, no more
+        await asyncio.sleep(2.5)
+        assert api.lists == 4
+        assert informer.installed is False
+    finally:
+        await informer.stop()
+        await api.close()
+
+
+async def test_a_namespaced_informer_polls_a_missing_type_slowly(cluster: Cluster,
+                                                                 namespace: str) -> None:
+    """Without CRD events (a namespace-scoped operator) a missing type is looked for every
+    missing_poll seconds."""
+    recorder = Recorder(namespace)
+    api = _counting_api(cluster)
+    informer = Informer(api, c.GATEWAY_API_VERSION, "HTTPRoute", recorder.handle,
+                        known=recorder.known, namespace=namespace, missing_poll=0.5)
+    informer.start()
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 20)
+        await asyncio.sleep(1.8)
+        assert 3 <= api.lists <= 5
     finally:
         await informer.stop()
         await api.close()

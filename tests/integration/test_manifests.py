@@ -715,6 +715,8 @@ NEEDED: list[tuple[str, str, str | None, str | None]] = [
       for resource in ("deployments.apps", "horizontalpodautoscalers.autoscaling",
                        "ingresses.networking.k8s.io", "httproutes.gateway.networking.k8s.io")],
     *[(verb, "replicasets.apps", "elsewhere", None) for verb in ("get", "list")],
+    # raw mode: the pods and ReplicaSets of raw Deployments, label-selected informers
+    *[("watch", resource, None, None) for resource in ("pods", "replicasets.apps")],
     ("get", "serviceaccounts", "elsewhere", None),
     ("get", "secrets", "elsewhere", None),
     ("get", "revisions.serving.knative.dev", "elsewhere", None),
@@ -748,7 +750,6 @@ DENIED: list[tuple[str, str, str | None, str | None]] = [
     ("update", "configmaps", "own", None),
     ("create", "pods", "elsewhere", None),
     ("delete", "pods", "elsewhere", None),
-    ("watch", "pods", None, None),
     ("list", "revisions.serving.knative.dev", None, None),
     ("patch", "revisions.serving.knative.dev", "elsewhere", None),
     ("list", "namespaces", None, None),

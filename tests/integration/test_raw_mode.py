@@ -39,7 +39,9 @@ MODE = "serving.kubeflow.org/deploymentMode"
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, OperatorProcess]]:
     tmp = tmp_path_factory.mktemp("raw")
-    with bare_local_cluster(tmp / "plane") as cluster, run_operator(cluster, tmp) as operator:
+    # reads audited too: the tests count the operator's GETs and LISTs
+    with bare_local_cluster(tmp / "plane", audit_reads=True) as cluster, \
+            run_operator(cluster, tmp) as operator:
         yield cluster, operator
 
 
@@ -144,7 +146,6 @@ def test_nothing_changed_means_no_writes(cluster: Cluster, operator: OperatorPro
     wait_status(cluster, ns, "quiet", "PredictorReady", reason="MinimumReplicasUnavailable")
     time.sleep(2)
     offset = operator.audit_offset()
-    # an incomplete Deployment is looked at again every 10 s: reads, but no writes
     time.sleep(12)
     assert operator.writes_since(offset, ns) == []
     operator.restart()
@@ -156,6 +157,99 @@ def test_nothing_changed_means_no_writes(cluster: Cluster, operator: OperatorPro
     wait_for(lambda: cluster.get_json("hpa.v2.autoscaling", "quiet-predictor-default", "-n",
                                       ns)["spec"]["maxReplicas"] == 1, 30,
              message="the HPA repaired")
+
+
+def _pod_of(cluster: Cluster, ns: str, deployment: str) -> dict[str, Any]:
+    pods: list[dict[str, Any]] = wait_for(lambda: json.loads(cluster.kubectl(
+        "get", "pods", "-n", ns, "-l", f"app=isvc.{deployment}", "-o", "json"))["items"],
+        60, message="the pod")
+    return pods[0]
+
+
+def _pod_reads(events: list[dict[str, Any]]) -> list[str]:
+    """The reads of pods, ReplicaSets and HTTPRoutes among audit events, as verb resource."""
+    return [f"{e['verb']} {e['objectRef'].get('resource')}" for e in events
+            if e.get("objectRef", {}).get("resource") in ("pods", "replicasets", "httproutes")]
+
+
+def test_pending_pods_cost_no_reads(cluster: Cluster, operator: OperatorProcess,
+                                    ns: str) -> None:
+    """A raw InferenceService whose pod stays Pending (no node here) is steady state: the
+    operator reads no pod, ReplicaSet or (Gateway API not installed) HTTPRoute while it
+    waits; it hears of them through its watches."""
+    cluster.apply_yaml(raw_isvc("pending"), ns)
+    # It did its work: the Deployment's state is in the status, and its pod exists.
+    wait_status(cluster, ns, "pending", "PredictorReady", status="Unknown",
+                reason="MinimumReplicasUnavailable")
+    _pod_of(cluster, ns, "pending-predictor-default")
+    gateway_api = cluster.kubectl("get", "crd", "httproutes.gateway.networking.k8s.io",
+                                  "--ignore-not-found")
+    time.sleep(2)
+    offset = operator.audit_offset()
+    # longer than the 10 s re-read of incomplete Deployments and the 5 s HTTPRoute poll
+    # this replaced, twice over
+    time.sleep(22)
+    reads = _pod_reads(operator.reads_since(offset))
+    if gateway_api:  # installed by another test of this module: its watch runs, no LIST
+        assert "list httproutes" not in reads
+    assert reads == []
+    # ... and it is alive: a change is still reconciled (the HPA's maxReplicas).
+    cluster.kubectl("patch", "isvc", "pending", "-n", ns, "--type=merge", "-p",
+                    '{"spec": {"predictor": {"maxReplicas": 3}}}')
+    wait_for(lambda: cluster.get_json("hpa.v2.autoscaling", "pending-predictor-default",
+                                      "-n", ns)["spec"]["maxReplicas"] == 3, 30,
+             message="the HPA updated")
+    assert _pod_reads(operator.reads_since(offset)) == []
+
+
+def _set_pod_status(cluster: Cluster, ns: str, pod: dict[str, Any],
+                    state: dict[str, Any], restarts: int = 0,
+                    last_state: dict[str, Any] | None = None) -> None:
+    """What a kubelet would report: scheduled, the model server in ``state``."""
+    now = "2026-01-01T00:00:00Z"
+    container = pod["spec"]["containers"][0]
+    status = {"phase": "Pending",
+              "conditions": [{"type": "PodScheduled", "status": "True",
+                              "lastTransitionTime": now}],
+              "containerStatuses": [{"name": container["name"], "image": container["image"],
+                                     "imageID": "", "ready": False, "started": False,
+                                     "restartCount": restarts, "state": state,
+                                     "lastState": last_state or {}}]}
+    cluster.kubectl("patch", "pod", pod["metadata"]["name"], "-n", ns, "--subresource=status",
+                    "--type=merge", "-p", json.dumps({"status": status}))
+
+
+def test_pod_state_change_shows_within_seconds(cluster: Cluster, operator: OperatorProcess,
+                                               ns: str) -> None:
+    """A pod that starts failing changes nothing the Deployment says: its own event wakes
+    the InferenceService, so the cause is in the status within seconds, each time."""
+    cluster.apply_yaml(raw_isvc("flaky"), ns)
+    wait_status(cluster, ns, "flaky", "PredictorReady", status="Unknown",
+                reason="MinimumReplicasUnavailable")
+    name = "flaky-predictor-default"
+    pod = _pod_of(cluster, ns, name)
+    _set_pod_status(cluster, ns, pod, {"waiting": {
+        "reason": "ImagePullBackOff", "message": "Back-off pulling image"}})
+    started = time.monotonic()
+    status = wait_for(lambda: _ready_reason(cluster, ns, "flaky", "ImagePullBackOff"), 5,
+                      interval=0.1, message="the image pull in the status")
+    assert time.monotonic() - started < 5
+    assert "cannot be pulled" in condition(status, "PredictorReady")["message"]
+    _set_pod_status(cluster, ns, pod, {"waiting": {"reason": "CrashLoopBackOff"}},
+                    restarts=3, last_state={"terminated": {
+                        "reason": "Error", "exitCode": 3, "startedAt": "2026-01-01T00:00:00Z",
+                        "finishedAt": "2026-01-01T00:00:01Z"}})
+    status = wait_for(lambda: _ready_reason(cluster, ns, "flaky", "CrashLoopBackOff"), 5,
+                      interval=0.1, message="the crash loop in the status")
+    assert "exit code 3" in condition(status, "PredictorReady")["message"]
+    # the pod going away (the ReplicaSet makes another, Pending) is news too
+    cluster.kubectl("delete", "pod", pod["metadata"]["name"], "-n", ns, "--wait=false")
+    wait_status(cluster, ns, "flaky", "PredictorReady", status="Unknown")
+
+
+def _ready_reason(cluster: Cluster, ns: str, name: str, reason: str) -> dict[str, Any] | None:
+    status = isvc_status(cluster, ns, name)
+    return status if condition(status, "PredictorReady").get("reason") == reason else None
 
 
 def test_replica_failure_from_the_live_deployment(cluster: Cluster, operator: OperatorProcess,

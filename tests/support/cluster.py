@@ -131,13 +131,14 @@ def start_cluster() -> Iterator[Cluster]:
 
 
 @contextmanager
-def bare_local_cluster(state_dir: Path) -> Iterator[Cluster]:
+def bare_local_cluster(state_dir: Path, *, audit_reads: bool = False) -> Iterator[Cluster]:
     """A second, private control plane with only our CRD: no Knative, no Istio.
 
     For tests that need a cluster of their own (missing dependencies, Service-referenced
-    webhooks that would block the shared cluster).
+    webhooks that would block the shared cluster). ``audit_reads``: the audit log has GETs
+    and LISTs too (:meth:`OperatorProcess.reads_since`).
     """
-    plane = LocalControlPlane(state_dir)
+    plane = LocalControlPlane(state_dir, audit_reads=audit_reads)
     state = plane.up()
     try:
         cluster = Cluster(state.kubeconfig, _kubectl_binary(), state)

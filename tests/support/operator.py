@@ -30,6 +30,7 @@ from tests.support.replicas import http_get
 OPERATOR_USER = "kfserving-operator"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+READ_VERBS = frozenset({"get", "list"})
 # What the operator logs once it is ready: its webhook configurations are registered.
 REGISTERED_LINE = b"webhooks registered"
 
@@ -163,9 +164,21 @@ class OperatorProcess:
         namespaces may still be terminating, and the operator's failing retries there are
         none of this test's business).
         """
+        return self._requests_since(offset, WRITE_VERBS, namespace)
+
+    def reads_since(self, offset: int, namespace: str | None = None) -> list[dict[str, Any]]:
+        """GETs and LISTs (not watches) of the operator's user after ``offset``; needs a plane
+        started with ``audit_reads`` (the project's policy logs writes only). With
+        ``namespace``, reads in that namespace or across all of them."""
+        return [event for event in self._requests_since(offset, READ_VERBS)
+                if namespace is None
+                or event.get("objectRef", {}).get("namespace") in (namespace, None)]
+
+    def _requests_since(self, offset: int, verbs: frozenset[str],
+                        namespace: str | None = None) -> list[dict[str, Any]]:
         if self.audit_log is None:
             raise RuntimeError("no audit log: not running on the local control plane")
-        return [event for event in audit_writes(self.audit_log, offset)
+        return [event for event in audit_events(self.audit_log, offset, verbs)
                 if event.get("user", {}).get("username") == OPERATOR_USER
                 and (namespace is None
                      or event.get("objectRef", {}).get("namespace") == namespace)]
@@ -182,6 +195,11 @@ def _log_key(key: str, trained_models: bool) -> str:
 
 def audit_writes(audit_log: Path, offset: int) -> list[dict[str, Any]]:
     """Completed write requests in the audit log after ``offset``, by anyone."""
+    return audit_events(audit_log, offset, WRITE_VERBS)
+
+
+def audit_events(audit_log: Path, offset: int, verbs: frozenset[str]) -> list[dict[str, Any]]:
+    """Completed requests with one of ``verbs`` in the audit log after ``offset``, by anyone."""
     with audit_log.open("rb") as handle:
         handle.seek(offset)
         lines = handle.read().decode(errors="replace").splitlines()
@@ -191,7 +209,7 @@ def audit_writes(audit_log: Path, offset: int) -> list[dict[str, Any]]:
             event = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if event.get("verb") in WRITE_VERBS and event.get("stage") == "ResponseComplete":
+        if event.get("verb") in verbs and event.get("stage") == "ResponseComplete":
             writes.append(event)
     return writes
 
