@@ -44,7 +44,7 @@ def test_exec_runs_kubectl_inside_the_lane(lane: Cluster) -> None:
                 "{.status.conditions[?(@.type=='Ready')].status} {.spec.taints}{'\\n'}{end}")
     result = _cli(lane, "exec", "--", "kubectl", "get", "nodes", "-o", template)
     assert result.returncode == 0, result.stderr
-    nodes = {line.split(" ", 2)[0]: line.split(" ", 2)[1:] for line in
+    nodes = {line.split(" ")[0]: [*line.split(" "), ""][1:3] for line in
              result.stdout.strip().splitlines()}
     # Both nodes are Ready (the node-lifecycle controller lifted the not-ready taints); the
     # real one takes every pod, KWOK's only those that tolerate its taint.
