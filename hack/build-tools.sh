@@ -164,47 +164,40 @@ with_lock() {
   ) 9>"$CACHE/.locks/$name.lock"
 }
 
-# MinIO, the lane's model store (kfserving_operator/cluster/modelstore.py), unchanged from its
-# module at the pseudo-version hack/miniobin/go.mod pins (MinIO tags releases by date).
-build_minio() {
-  local version out
-  version="$(awk '$1 == "require" && $2 == "github.com/minio/minio" {print $3}' "$ROOT/hack/miniobin/go.mod")"
-  out="$CACHE/minio/$version"
-  if [[ -x "$out/minio" ]]; then echo "minio $version: cached in $out"; return; fi
+# Tools built from one Go module each, through the wrapper module hack/<name>bin.
+declare -A MODULE_OF=([minio]=github.com/minio/minio [traefik]=github.com/traefik/traefik/v3
+                      [coredns]=github.com/coredns/coredns)
+
+# The version of MODULE that the wrapper module hack/DIR/go.mod requires.
+pinned_version() { awk -v m="$2" '$1 == "require" && $2 == m {print $3}' "$ROOT/hack/$1/go.mod"; }
+
+# One tool built unchanged from its module (MODULE_OF), cached by the pinned version:
+# module_tool NAME PACKAGE [EXTRA_LDFLAGS] ({version} in them is the pinned version).
+module_tool() {
+  local name="$1" package="$2" ldflags="-s -w ${3:-}" version out
+  version="$(pinned_version "${name}bin" "${MODULE_OF[$1]}")"
+  out="$CACHE/$name/$version"
+  if [[ -x "$out/$name" ]]; then echo "$name $version: cached in $out"; return; fi
   local tmp; tmp="$(scratch "$out")"
-  timed "minio $version: building" \
-    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/miniobin" \
-      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/minio" github.com/minio/minio
+  timed "$name $version: building" \
+    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/${name}bin" \
+      -trimpath -buildvcs=false -ldflags "${ldflags/\{version\}/$version}" -o "$tmp/$name" "$package"
   move_into_place "$tmp" "$out"
 }
 
-# Traefik, the lane's ingress (its Knative provider implements KIngress), unchanged from its
-# module through hack/traefikbin (which repeats Traefik's replace directives).
+# MinIO, the lane's model store (kfserving_operator/cluster/modelstore.py); MinIO tags its
+# releases by date, so hack/miniobin pins a pseudo-version.
+build_minio() { module_tool minio github.com/minio/minio; }
+
+# Traefik, the lane's ingress (its Knative provider implements KIngress); hack/traefikbin
+# repeats Traefik's replace directives.
 build_traefik() {
-  local version out
-  version="$(awk '$1 == "require" && $2 == "github.com/traefik/traefik/v3" {print $3}' "$ROOT/hack/traefikbin/go.mod")"
-  out="$CACHE/traefik/$version"
-  if [[ -x "$out/traefik" ]]; then echo "traefik $version: cached in $out"; return; fi
-  local tmp; tmp="$(scratch "$out")"
-  timed "traefik $version: building" \
-    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/traefikbin" \
-      -trimpath -buildvcs=false -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$version" \
-      -o "$tmp/traefik" github.com/traefik/traefik/v3/cmd/traefik
-  move_into_place "$tmp" "$out"
+  module_tool traefik github.com/traefik/traefik/v3/cmd/traefik \
+    "-X github.com/traefik/traefik/v3/pkg/version.Version={version}"
 }
 
-# CoreDNS, the lane's cluster DNS (kubernetes plugin), unchanged from its module.
-build_coredns() {
-  local version out
-  version="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$ROOT/hack/corednsbin/go.mod")"
-  out="$CACHE/coredns/$version"
-  if [[ -x "$out/coredns" ]]; then echo "coredns $version: cached in $out"; return; fi
-  local tmp; tmp="$(scratch "$out")"
-  timed "coredns $version: building" \
-    bash -c 'cd "$1" && shift && exec go build "$@"' _ "$ROOT/hack/corednsbin" \
-      -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/coredns" github.com/coredns/coredns
-  move_into_place "$tmp" "$out"
-}
+# CoreDNS, the lane's cluster DNS (its kubernetes plugin).
+build_coredns() { module_tool coredns github.com/coredns/coredns; }
 
 # The real node's images (pause, queue-proxy, storage initializer, model servers) and the
 # example models: hack/build-node-images.sh, cached by a hash of what goes in.
@@ -272,15 +265,11 @@ link_bins() {
   rm -f "$bin/kingress-istio"  # an earlier lane's KIngress stand-in, replaced by Traefik
   [[ -x "$CACHE/k8s/$K8S_VERSION/kubelet" ]] && ln -sf "$CACHE/k8s/$K8S_VERSION/kubelet" "$bin/kubelet"
   [[ -x "$CACHE/k8s/$K8S_VERSION/kube-proxy" ]] && ln -sf "$CACHE/k8s/$K8S_VERSION/kube-proxy" "$bin/kube-proxy"
-  local minio traefik coredns
-  coredns="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$ROOT/hack/corednsbin/go.mod")"
-  [[ -x "$CACHE/coredns/$coredns/coredns" ]] && ln -sf "$CACHE/coredns/$coredns/coredns" "$bin/coredns"
-  traefik="$(awk '$1 == "require" && $2 == "github.com/traefik/traefik/v3" {print $3}' "$ROOT/hack/traefikbin/go.mod")"
-  [[ -x "$CACHE/traefik/$traefik/traefik" ]] && ln -sf "$CACHE/traefik/$traefik/traefik" "$bin/traefik"
-  minio="$(awk '$1 == "require" && $2 == "github.com/minio/minio" {print $3}' "$ROOT/hack/miniobin/go.mod")"
-  [[ -x "$CACHE/minio/$minio/minio" ]] && ln -sf "$CACHE/minio/$minio/minio" "$bin/minio"
-  ln -sf "$CACHE/etcd/$ETCD_VERSION/etcd" "$bin/etcd"
-  [[ -x "$CACHE/helm/$HELM_VERSION/helm" ]] && ln -sf "$CACHE/helm/$HELM_VERSION/helm" "$bin/helm"
+  local built
+  for name in "${!MODULE_OF[@]}"; do
+    built="$CACHE/$name/$(pinned_version "${name}bin" "${MODULE_OF[$name]}")/$name"
+    [[ -x "$built" ]] && ln -sf "$built" "$bin/$name"
+  done
   return 0
 }
 
