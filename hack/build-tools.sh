@@ -270,6 +270,8 @@ link_bins() {
     built="$CACHE/$name/$(pinned_version "${name}bin" "${MODULE_OF[$name]}")/$name"
     [[ -x "$built" ]] && ln -sf "$built" "$bin/$name"
   done
+  ln -sf "$CACHE/etcd/$ETCD_VERSION/etcd" "$bin/etcd"
+  [[ -x "$CACHE/helm/$HELM_VERSION/helm" ]] && ln -sf "$CACHE/helm/$HELM_VERSION/helm" "$bin/helm"
   return 0
 }
 
