@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,9 +82,10 @@ def main() -> int:
         result["cluster_up_seconds"] = round(time.monotonic() - started, 1)
         node_line = next(line for line in up.stdout.splitlines() if "real node" in line)
         result["node_start_seconds"] = float(re.findall(r"([\d.]+)s$", node_line)[0])
+        # Its own session: stopping it stops the operator it runs, too.
         operator = subprocess.Popen([sys.executable, "-m", "kfserving_operator.devrun"],
                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True)
+                                    text=True, start_new_session=True)
         assert operator.stdout is not None
         for line in operator.stdout:
             if "ready: cache primed" in line:
@@ -124,7 +126,7 @@ def main() -> int:
             rss_mib(pids["kubelet"]) + tree_rss_mib(pids["containerd"]), 1)
     finally:
         if operator is not None:
-            operator.terminate()
+            os.killpg(operator.pid, signal.SIGTERM)
             operator.wait(timeout=60)
         subprocess.run([*CLI, "cluster", "down", "--state-dir", str(state_dir)],
                        capture_output=True, check=False)
