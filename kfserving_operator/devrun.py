@@ -178,7 +178,9 @@ def install(kubeconfig: str, namespace: str, *, stand_ins: bool,
             "data": (config or OperatorConfig()).to_configmap_data(),
         }
         _kubectl(kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(configmap))
-        _say(f"created {namespace}/{CONFIGMAP_NAME} with the default config")
+        which = ("the shipped defaults" if config is None
+                 else "the shipped defaults with the local cluster's images")
+        _say(f"created {namespace}/{CONFIGMAP_NAME}: {which}")
 
 
 def print_next_steps(plane: LocalControlPlane | None, kubeconfig: str, knative: bool) -> None:
