@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from kfserving_operator.api.constants import DNS_LABEL_MAX
+from kfserving_operator.api.values import DNS_LABEL_RE
+
 DEFAULT_DOMAIN_TEMPLATE: Final = "{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}"
 
 _ACTION: Final = re.compile(r"\{\{(.*?)\}\}")
 _FIELD: Final = re.compile(r"^\.(Name|Namespace|IngressDomain)$")
 _INDEX: Final = re.compile(r'^index\s+\.(Annotations|Labels)\s+"([^"]*)"$')
-_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-LABEL_MAX: Final = 63
 HOST_MAX: Final = 253
 
 
@@ -70,10 +71,10 @@ def host_error(host: str) -> str | None:
     if not host or len(host) > HOST_MAX:
         return f"host {host!r} must be 1 to {HOST_MAX} characters"
     for label in host.split("."):
-        if len(label) > LABEL_MAX:
+        if len(label) > DNS_LABEL_MAX:
             return (f"host {host!r}: label {label!r} is {len(label)} characters, more than "
-                    f"{LABEL_MAX}")
-        if not _LABEL.match(label):
+                    f"{DNS_LABEL_MAX}")
+        if not DNS_LABEL_RE.match(label):
             return (f"host {host!r}: label {label!r} must be lower case alphanumeric "
                     "characters or '-', starting and ending with an alphanumeric character")
     return None
