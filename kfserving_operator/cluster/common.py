@@ -9,8 +9,12 @@ caller: the package has no import circle.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,3 +103,24 @@ def issue_user_kubeconfig(state: ControlPlaneState, user: str, groups: tuple[str
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     path.chmod(0o600)  # it holds a client private key
     return path
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str,
+               detail: Callable[[], str] = lambda: "",
+               error: type[Exception] = RuntimeError) -> None:
+    """Poll ``check`` until it is true; on timeout raise ``error`` with ``detail()`` for the
+    user. A check that fails to run (a process or command not answering yet) counts as
+    false; any other exception it raises ends the wait."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            if check():
+                return
+        time.sleep(0.2)
+    raise error(f"timed out after {timeout:.0f}s waiting for {what}\n{detail()}")
+
+
+def log_tail(logs: Path, name: str, chars: int = 3000) -> str:
+    """The end of ``<logs>/<name>.log`` (empty when there is none)."""
+    log = logs / f"{name}.log"
+    return log.read_text(errors="replace")[-chars:] if log.exists() else ""

@@ -25,7 +25,6 @@ answers with that address), ``activator-service`` and ``autoscaler``.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -207,14 +206,3 @@ def resolv_conf(address: str, cluster_domain: str) -> str:
     """The cluster DNS only, searched as a pod in knative-serving would."""
     search = f"{SYSTEM_NAMESPACE}.svc.{cluster_domain} svc.{cluster_domain} {cluster_domain}"
     return f"nameserver {address}\nsearch {search}\noptions ndots:5\n"
-
-
-def service_account_token(kubectl: Path, kubeconfig: str, name: str, namespace: str) -> str:
-    """A bound token for the ServiceAccount (48 h: longer than any lane lives)."""
-    result = subprocess.run(
-        [str(kubectl), "--kubeconfig", kubeconfig, "create", "token", name, "-n", namespace,
-         "--duration=48h"], capture_output=True, text=True, timeout=60, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"cannot create a token for {namespace}/{name}: "
-                           f"{result.stderr.strip()}")
-    return result.stdout.strip()

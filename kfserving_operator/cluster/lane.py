@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from kfserving_operator.cluster import dataplane
+from kfserving_operator.cluster import common, dataplane
 from kfserving_operator.cluster import node as real_node
 from kfserving_operator.cluster.common import (
     ControlPlaneState,
@@ -321,13 +321,8 @@ def probe_name() -> str:
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str,
                detail: Callable[[], str] = lambda: "") -> None:
-    """Poll ``check`` until it is true; on timeout raise with ``detail()`` for the user."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise LaneError(f"timed out after {timeout:.0f}s waiting for {what}\n{detail()}")
+    """:func:`common.wait_until`, failing with a :class:`LaneError`."""
+    common.wait_until(check, timeout, what, detail, error=LaneError)
 
 
 class Spawner(Protocol):
@@ -420,16 +415,16 @@ class KnativeLane:
             "--node-lease-duration-seconds=40",
         ])
         self.apply([fake_node()])
-        real_node.RealNode(
-            self.state, self.binaries, self.node_images,
-            spawn=self.plane.spawn, record=self._record, issue_kubeconfig=issue_user_kubeconfig,
-            free_port=free_port, progress=self.progress,
-        ).start(cluster_dns=[real_node.NODE_IP])
-        access = ModelStore(
-            self.state_dir, self.binaries["minio"], self.node_images / "models",
-            real_node.NODE_IP, spawn=self.plane.spawn, record=self._record,
-            free_port=free_port, progress=self.progress,
-        ).start()
+        node_started = time.monotonic()
+        real_node.RealNode(self.state, self.binaries["kubelet"], self.node_images,
+                           start=self._spawn, progress=self.progress,
+                           ).start(cluster_dns=[real_node.NODE_IP])
+        self._wait_for_node(real_node.NODE_NAME, taints=None)
+        self.progress(f"real node {real_node.NODE_NAME} (kubelet, containerd, runc) ready in "
+                      f"{time.monotonic() - node_started:.1f}s")
+        access = ModelStore(self.state_dir, self.binaries["minio"], self.node_images / "models",
+                            real_node.NODE_IP, start=self._spawn,
+                            progress=self.progress).start()
         self.apply(credential_objects(access, "default"))
 
         webhook_port = free_port()
@@ -447,7 +442,7 @@ class KnativeLane:
         self.state.save()
 
         self._wait_for_webhooks()
-        self._wait_for_node()
+        self._wait_for_node(NODE_NAME, taints=[KWOK_TAINT])
         self._prove_a_service_turns_ready()
         self.progress(f"Knative lane ready in {time.monotonic() - started:.1f}s")
 
@@ -472,8 +467,9 @@ class KnativeLane:
         """Traefik and the activator (see cluster.dataplane)."""
         address = real_node.NODE_IP
         self.apply([*dataplane.ingress_rbac(), dataplane.ingress_class()])
-        token = dataplane.service_account_token(self.kubectl_path, self.state.kubeconfig,
-                                                "traefik", dataplane.SYSTEM_NAMESPACE)
+        # A bound token for Traefik's ServiceAccount (48 h: longer than any lane lives).
+        token = self.kubectl("create", "token", "traefik", "-n", dataplane.SYSTEM_NAMESPACE,
+                             "--duration=48h").stdout.strip()
         traefik_config = self.state_dir / "traefik.yaml"
         traefik_config.write_text(yaml.safe_dump(dataplane.traefik_config(
             api_url=self.state.apiserver_url, token=token,
@@ -491,17 +487,19 @@ class KnativeLane:
         issue_user_kubeconfig(self.state, user, ("system:masters",), path)
         return path
 
-    def _record(self, name: str, pid: int) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        """Start ``argv`` in its own session, logging to ``<name>.log``, and record its pid
+        under ``name`` (``cluster down`` stops it)."""
+        pid = self.plane.spawn(self.logs / f"{name}.log", argv, env)
         self.state.pids[name] = pid
         self.state.save()
+        return pid
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None = None, *,
                wrapper: list[str] | None = None) -> None:
         """Start the tool ``name``; ``wrapper`` is a command that execs it in the end (the
         pid turns into the tool's once it has)."""
-        argv = [*(wrapper or []), str(self.binaries[name]), *args]
-        pid = self.plane.spawn(self.logs / f"{name}.log", argv, env)
-        self._record(name, pid)
+        pid = self._spawn(name, [*(wrapper or []), str(self.binaries[name]), *args], env)
 
         # Popen may return before the child's exec shows in /proc; give it a moment.
         deadline = time.monotonic() + 5
@@ -518,8 +516,7 @@ class KnativeLane:
         self._start(name, [f"--kubeconfig={kubeconfig}"], env, wrapper=wrapper)
 
     def _tail(self, name: str) -> str:
-        log = self.logs / f"{name}.log"
-        return log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        return common.log_tail(self.logs, name)
 
     def _processes_alive(self) -> None:
         for name in LANE_TOOLS:
@@ -544,17 +541,18 @@ class KnativeLane:
         wait_until(injected, READY_TIMEOUT_SECONDS, "Knative's webhook certificates",
                    lambda: self._tail("knative-webhook"))
 
-    def _wait_for_node(self) -> None:
-        """KWOK reports the Node Ready, and the node-lifecycle controller lifts its taint."""
+    def _wait_for_node(self, name: str, taints: list[dict[str, str]] | None) -> None:
+        """The node reports Ready, and the node-lifecycle controller has lifted the taints it
+        was registered with: ``taints`` (None: none) are all it keeps."""
         def schedulable() -> bool:
             self._processes_alive()
-            node = self._get_json("node", NODE_NAME) or {}
+            node = self._get_json("node", name) or {}
             ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                         for c in node.get("status", {}).get("conditions", []))
-            return ready and node.get("spec", {}).get("taints") == [KWOK_TAINT]
+            return ready and node.get("spec", {}).get("taints") == taints
 
-        wait_until(schedulable, READY_TIMEOUT_SECONDS, f"node {NODE_NAME} to be Ready and "
-                   "untainted", lambda: json.dumps(self._get_json("node", NODE_NAME), indent=1))
+        wait_until(schedulable, READY_TIMEOUT_SECONDS, f"node {name} to be Ready",
+                   lambda: json.dumps(self._get_json("node", name), indent=1))
 
     def _prove_a_service_turns_ready(self) -> None:
         """Apply a Knative Service, wait for Ready, delete it: the lane works end to end."""

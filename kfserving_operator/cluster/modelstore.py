@@ -15,13 +15,14 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from kfserving_operator.cluster.common import free_port, log_tail, wait_until
 
 BUCKET = "models"
 SERVICE_ACCOUNT = "kfserving-models"
@@ -93,19 +94,16 @@ def model_files(models_dir: Path) -> list[tuple[str, Path]]:
 
 
 class ModelStore:
-    """Starts MinIO and fills it; the plane's callables come in as in ``RealNode``."""
+    """Starts MinIO and fills it; ``start`` is the lane's, as for ``RealNode``."""
 
     def __init__(self, state_dir: Path, minio: Path, models_dir: Path, address: str, *,
-                 spawn: Callable[[Path, list[str], dict[str, str] | None], int],
-                 record: Callable[[str, int], None], free_port: Callable[[], int],
+                 start: Callable[[str, list[str], dict[str, str] | None], int],
                  progress: Callable[[str], None]) -> None:
         self.state_dir = state_dir
         self.minio = minio
         self.models_dir = models_dir
         self.address = address
-        self.spawn = spawn
-        self.record = record
-        self.free_port = free_port
+        self.spawn = start
         self.progress = progress
 
     def start(self) -> ModelStoreAccess:
@@ -115,17 +113,16 @@ class ModelStore:
 
             shutil.rmtree(data)
         data.mkdir(parents=True)
-        access = ModelStoreAccess(endpoint=f"{self.address}:{self.free_port()}",
+        access = ModelStoreAccess(endpoint=f"{self.address}:{free_port()}",
                                   access_key=f"lane-{secrets.token_hex(4)}",
                                   secret_key=secrets.token_urlsafe(24))
-        pid = self.spawn(self.state_dir / "logs" / "minio.log", [
+        self.spawn("minio", [
             str(self.minio), "server", str(data), "--quiet",
             "--address", access.endpoint,
-            "--console-address", f"127.0.0.1:{self.free_port()}",
+            "--console-address", f"127.0.0.1:{free_port()}",
         ], {"MINIO_ROOT_USER": access.access_key, "MINIO_ROOT_PASSWORD": access.secret_key,
             "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "on",
             "MINIO_REGION": REGION, "HOME": str(data)})
-        self.record("minio", pid)
         self._wait_ready(access)
         self._fill(access)
         access.save(self.state_dir)
@@ -133,18 +130,13 @@ class ModelStore:
 
     def _wait_ready(self, access: ModelStoreAccess) -> None:
         url = f"http://{access.endpoint}/minio/health/ready"
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        log = self.state_dir / "logs" / "minio.log"
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-        raise ModelStoreError(f"MinIO did not become ready at {url}; log tail:\n{tail}")
+
+        def ready() -> bool:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+
+        wait_until(ready, READY_TIMEOUT_SECONDS, f"MinIO at {url}",
+                   lambda: log_tail(self.state_dir / "logs", "minio"), error=ModelStoreError)
 
     def _fill(self, access: ModelStoreAccess) -> None:
         import boto3

@@ -30,20 +30,23 @@ import json
 import shutil
 import subprocess
 import tarfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from kfserving_operator.cluster.common import SERVICE_CIDR
+from kfserving_operator.cluster.common import (
+    SERVICE_CIDR,
+    free_port,
+    issue_user_kubeconfig,
+    log_tail,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from kfserving_operator.cluster.common import ControlPlaneState
 
-# Issues a kubeconfig for (state, user, groups, path), signed by the plane's client CA.
-KubeconfigIssuer = Callable[["ControlPlaneState", str, tuple[str, ...], Path], Path]
 
 NODE_NAME = "lane-node-0"
 BRIDGE = "kfs0"
@@ -267,26 +270,20 @@ def archive_digest(archive: Path) -> str:
 
 
 class RealNode:
-    """Starts containerd and kubelet in the lane's namespace and registers the Node.
+    """Starts containerd and kubelet in the lane's namespace; the kubelet registers the Node
+    (the lane waits for it to be Ready).
 
-    The plane's pieces come in as callables, so this module does not import the plane:
-    ``spawn`` starts a process in its own session and returns its pid, ``record`` stores a
-    pid by name (``cluster down`` stops it), ``issue_kubeconfig`` signs a user's kubeconfig
-    and ``free_port`` picks a free port.
+    ``start(name, argv, env)`` is the lane's: it starts a process in its own session and
+    records its pid under ``name``, so ``cluster down`` stops it.
     """
 
-    def __init__(self, state: ControlPlaneState, binaries: dict[str, Path], images_dir: Path,
-                 *, spawn: Callable[[Path, list[str], dict[str, str] | None], int],
-                 record: Callable[[str, int], None], issue_kubeconfig: KubeconfigIssuer,
-                 free_port: Callable[[], int], progress: Callable[[str], None]) -> None:
+    def __init__(self, state: ControlPlaneState, kubelet: Path, images_dir: Path, *,
+                 start: Callable[[str, list[str], dict[str, str] | None], int],
+                 progress: Callable[[str], None]) -> None:
         self.state = state
-        self.kubelet = binaries["kubelet"]
-        self.kubectl = binaries["kubectl"]
+        self.kubelet = kubelet
         self.images_dir = images_dir
-        self.spawn = spawn
-        self.record = record
-        self.issue_kubeconfig = issue_kubeconfig
-        self.free_port = free_port
+        self.spawn = start
         self.progress = progress
         self.state_dir = Path(state.state_dir)
         self.node_dir = self.state_dir / "node"
@@ -296,7 +293,6 @@ class RealNode:
     # -- start -----------------------------------------------------------------------------
 
     def start(self, cluster_dns: list[str]) -> None:
-        started = time.monotonic()
         missing = missing_runtime()
         if missing:
             raise NodeError(f"the real node needs Debian's {' '.join(missing)} "
@@ -313,17 +309,13 @@ class RealNode:
                                             self.node_dir / "containerd-state",
                                             self.socket, cni_dir))
         self.socket.unlink(missing_ok=True)
-        containerd = shutil.which("containerd") or "containerd"
-        pid = self.spawn(self.logs / "containerd.log",
-                         [containerd, "--config", str(config)], None)
-        self.record("containerd", pid)
-        self._wait(lambda: self._ctr("version", check=False).returncode == 0,
-                   "containerd", "containerd")
+        self.spawn("containerd", [shutil.which("containerd") or "containerd",
+                                  "--config", str(config)], None)
+        wait_until(lambda: self._ctr("version", check=False).returncode == 0,
+                   READY_TIMEOUT_SECONDS, "containerd",
+                   lambda: log_tail(self.logs, "containerd"), error=NodeError)
         self._import_images(archives)
         self._start_kubelet(cluster_dns)
-        self._wait(self._node_ready, f"node {NODE_NAME} to be Ready", "kubelet")
-        self.progress(f"real node {NODE_NAME} (kubelet, containerd, runc) ready in "
-                      f"{time.monotonic() - started:.1f}s")
 
     def _bridge_up(self) -> None:
         """The pod bridge with the node's address, before the first pod needs it.
@@ -373,20 +365,20 @@ class RealNode:
         cgroup_root = cgroup_root_name(self.state_dir)
         ensure_cgroup_root(cgroup_root)
         kubeconfig = self.node_dir / "kubeconfig"
-        self.issue_kubeconfig(self.state, f"system:node:{NODE_NAME}",
+        issue_user_kubeconfig(self.state, f"system:node:{NODE_NAME}",
                               ("system:nodes", "system:masters"), kubeconfig)
         resolv_conf = self.node_dir / "resolv.conf"
         # Pods that do not use the cluster's DNS get no name server at all: there is no
         # network to resolve names on.
         resolv_conf.write_text("# the lane has no network beyond its own namespace\n")
         config = kubelet_config(
-            cgroup_root=cgroup_root, socket=self.socket, port=self.free_port(),
-            healthz_port=self.free_port(), client_ca=self.state_dir / "pki" / "client-ca.crt",
+            cgroup_root=cgroup_root, socket=self.socket, port=free_port(),
+            healthz_port=free_port(), client_ca=self.state_dir / "pki" / "client-ca.crt",
             resolv_conf=resolv_conf, pod_logs=self.node_dir / "pod-logs",
             cluster_dns=cluster_dns)
         config_path = self.node_dir / "kubelet.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        pid = self.spawn(self.logs / "kubelet.log", [
+        self.spawn("kubelet", [
             str(self.kubelet),
             f"--config={config_path}",
             f"--kubeconfig={kubeconfig}",
@@ -396,31 +388,8 @@ class RealNode:
             "--node-labels=type=real",
             "--v=1",
         ], None)
-        self.record("kubelet", pid)
         self.state.node_cgroup_root = cgroup_root
         self.state.save()
-
-    def _node_ready(self) -> bool:
-        result = subprocess.run(
-            [str(self.kubectl), "--kubeconfig", self.state.kubeconfig, "get", "node",
-             NODE_NAME, "-o", "json"], capture_output=True, text=True, timeout=30)
-        if result.returncode != 0:
-            return False
-        node = json.loads(result.stdout)
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in node.get("status", {}).get("conditions", []))
-        return ready and not node.get("spec", {}).get("taints")
-
-    def _wait(self, check: Callable[[], bool], what: str, log: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                if check():
-                    return
-            time.sleep(0.25)
-        tail = (self.logs / f"{log}.log").read_text(errors="replace")[-4000:]
-        raise NodeError(f"timed out after {READY_TIMEOUT_SECONDS:.0f}s waiting for {what}; "
-                        f"{log} log tail:\n{tail}")
 
 
 def stop_workloads(state_dir: Path) -> None:
