@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Cluster, install_crds, start_cluster
+from tests.support.cluster import Cluster, fresh_namespace, install_crds, start_cluster
 from tests.support.operator import OperatorProcess, operator_unless_external
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,12 +46,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (without waiting for it to go)."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    subprocess.run(cluster.command("delete", "namespace", name, "--wait=false",
-                                   "--ignore-not-found"),
-                   check=False, capture_output=True)
+    with fresh_namespace(cluster) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

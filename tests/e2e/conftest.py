@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,13 @@ from kfserving_operator.cluster import netns
 from kfserving_operator.cluster.lane import KWOK_NAMESPACE_ANNOTATIONS
 from kfserving_operator.cluster.localconfig import local_operator_config
 from tests.conftest import ROOT, _to_terminal
-from tests.support.cluster import Cluster, install_crds, start_cluster, start_knative_lane
+from tests.support.cluster import (
+    Cluster,
+    fresh_namespace,
+    install_crds,
+    start_cluster,
+    start_knative_lane,
+)
 from tests.support.operator import OperatorProcess, operator_unless_external
 
 
@@ -68,16 +72,6 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield running
 
 
-def _fresh_namespace(cluster: Cluster, annotations: dict[str, str]) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    cluster.apply_yaml({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": name, "annotations": annotations}})
-    yield name
-    subprocess.run(cluster.command("delete", "namespace", name, "--wait=false",
-                                   "--ignore-not-found"),
-                   check=False, capture_output=True)
-
-
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace whose pods run on the lane's KWOK node.
@@ -86,11 +80,14 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     upstream's example images and gs:// models, which nothing here can pull; on KWOK their
     pods turn Running all the same. On an external cluster the namespace is plain.
     """
-    yield from _fresh_namespace(
-        cluster, KWOK_NAMESPACE_ANNOTATIONS if cluster.local_state is not None else {})
+    with fresh_namespace(
+            cluster, KWOK_NAMESPACE_ANNOTATIONS if cluster.local_state is not None else {}
+    ) as name:
+        yield name
 
 
 @pytest.fixture
 def node_namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace whose pods run real containers on the lane's real node."""
-    yield from _fresh_namespace(cluster, {})
+    with fresh_namespace(cluster) as name:
+        yield name

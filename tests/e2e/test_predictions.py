@@ -26,7 +26,7 @@ import yaml
 from kfserving_operator.cluster.modelstore import ModelStoreAccess, credential_objects
 from tests.conftest import ROOT
 from tests.support.cluster import Cluster, wait_for
-from tests.support.isvc import condition, get_or_none, wait_ready
+from tests.support.isvc import get_or_none, wait_not_ready, wait_ready
 from tests.support.operator import OperatorProcess
 
 # Real pods on a two-core machine: more than the suite's default 300 s per test.
@@ -182,31 +182,12 @@ def test_scale_to_zero_and_the_first_request_after_it(cluster: Cluster, store: s
     print(f"first request after scale to zero answered in {cold_start:.1f}s")
 
 
-def _not_ready_because(cluster: Cluster, namespace: str, name: str, *needles: str,
-                       timeout: float = READY_TIMEOUT) -> dict[str, Any]:
-    def failing() -> dict[str, Any] | None:
-        obj = get_or_none(cluster, "isvc", name, "-n", namespace) or {}
-        ready = condition(obj, "Ready")
-        text = f"{ready.get('reason', '')} {ready.get('message', '')}"
-        if ready.get("status") == "False" and all(needle in text for needle in needles):
-            return ready
-        return None
-
-    try:
-        found: dict[str, Any] = wait_for(failing, timeout=timeout,
-                                         message=f"{name} not Ready because {needles}")
-    except TimeoutError as exc:
-        obj = get_or_none(cluster, "isvc", name, "-n", namespace) or {}
-        raise TimeoutError(f"{exc}\nReady: {condition(obj, 'Ready')}") from None
-    return found
-
-
 def test_missing_model_fails_in_the_storage_initializer(cluster: Cluster, store: str) -> None:
     missing = example("sklearn.yaml")
     missing["spec"]["predictor"]["sklearn"]["storageUri"] = "s3://models/sklearn/no-such-model"
     cluster.apply_yaml(missing, namespace=store)
-    ready = _not_ready_because(cluster, store, "sklearn-iris", "storage-initializer",
-                               "exit code 1")
+    ready = wait_not_ready(cluster, store, "sklearn-iris", "storage-initializer",
+                           "exit code 1", timeout=READY_TIMEOUT)
     assert "no-such-model" in ready["message"], ready
 
 
@@ -215,7 +196,8 @@ def test_model_server_that_crashes_at_start_reports_its_exit_code(cluster: Clust
     empty = example("sklearn.yaml")
     empty["spec"]["predictor"]["sklearn"]["storageUri"] = "s3://models/sklearn/empty"
     cluster.apply_yaml(empty, namespace=store)
-    ready = _not_ready_because(cluster, store, "sklearn-iris", "exit code 1")
+    ready = wait_not_ready(cluster, store, "sklearn-iris", "exit code 1",
+                           timeout=READY_TIMEOUT)
     assert "crash" in ready["message"].lower() or "CrashLoop" in ready.get("reason", ""), ready
 
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -235,3 +236,18 @@ def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2,
             return last
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
+
+
+@contextmanager
+def fresh_namespace(cluster: Cluster, annotations: dict[str, str] | None = None
+                    ) -> Iterator[str]:
+    """A namespace of a random name for one test, deleted afterwards (without waiting)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.apply_yaml({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": name, "annotations": annotations or {}}})
+    try:
+        yield name
+    finally:
+        subprocess.run(cluster.command("delete", "namespace", name, "--wait=false",
+                                       "--ignore-not-found"),
+                       check=False, capture_output=True)

@@ -54,6 +54,26 @@ def wait_ready(cluster: Cluster, namespace: str, name: str,
     return result
 
 
+def wait_not_ready(cluster: Cluster, namespace: str, name: str, *needles: str,
+                   timeout: float = 60) -> dict[str, Any]:
+    """Wait until the InferenceService's Ready is False with every one of ``needles`` in its
+    reason or message; return that condition."""
+    def failing() -> dict[str, Any] | None:
+        ready = condition(get_or_none(cluster, "isvc", name, "-n", namespace) or {}, "Ready")
+        text = f"{ready.get('reason', '')} {ready.get('message', '')}"
+        if ready.get("status") == "False" and all(needle in text for needle in needles):
+            return ready
+        return None
+
+    try:
+        found: dict[str, Any] = wait_for(failing, timeout=timeout,
+                                         message=f"{name} not Ready because {needles}")
+    except TimeoutError as exc:
+        obj = get_or_none(cluster, "isvc", name, "-n", namespace) or {}
+        raise TimeoutError(f"{exc}\nReady: {condition(obj, 'Ready')}") from None
+    return found
+
+
 def names(cluster: Cluster, resource: str, namespace: str) -> set[str]:
     """Names of the objects of one resource in a namespace."""
     out = cluster.kubectl("get", resource, "-n", namespace, "-o", "name", check=False)
