@@ -23,7 +23,6 @@ from kfserving_operator.cluster.dataplane import INGRESS_CLASS_NAME
 LOCAL_REGISTRY = "kind.local/kfserving"
 LOCAL_TAG = "lane"
 STORAGE_INITIALIZER_IMAGE = f"{LOCAL_REGISTRY}/storage-initializer:{LOCAL_TAG}"
-TRANSFORMER_IMAGE = f"{LOCAL_REGISTRY}/iris-transformer:{LOCAL_TAG}"
 
 
 def _local(predictor: PredictorConfig, image: str) -> PredictorConfig:

@@ -56,8 +56,6 @@ NODE_IP = "10.90.0.1"
 CLUSTER_DOMAIN = "cluster.local"
 PAUSE_IMAGE = "kind.local/kfserving-lane/pause:3.10"
 CNI_BIN_DIR = Path("/usr/lib/cni")
-# Debian's packages that make up the node's runtime; installed by .ci/run and the Makefile.
-RUNTIME_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iproute2")
 CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 READY_TIMEOUT_SECONDS = 120.0
 
@@ -67,10 +65,11 @@ class NodeError(RuntimeError):
 
 
 def missing_runtime() -> list[str]:
-    """The Debian packages the node needs that this machine lacks."""
+    """The Debian packages the node needs that this machine lacks (the same list as
+    ``ensure_node_runtime`` in hack/build-tools.sh, which installs them)."""
     missing = []
     for package, probe in (("containerd", "containerd"), ("runc", "runc"),
-                           ("iproute2", "ip")):
+                           ("iproute2", "ip"), ("iptables", "iptables")):
         if shutil.which(probe) is None:
             missing.append(package)
     if not (CNI_BIN_DIR / "bridge").exists():
