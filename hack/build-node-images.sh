@@ -91,8 +91,10 @@ entrypoint_image() {  # entrypoint_image FROM IMAGE FILE ENTRYPOINT_JSON: server
   local container
   container="$(buildah "${storage[@]}" from --pull=never "$1")"
   buildah "${storage[@]}" copy --quiet "$container" "$SRC/servers" /opt/servers >/dev/null
-  # No CMD: the base's `python3` would be passed to the entrypoint as an argument.
-  buildah "${storage[@]}" config --entrypoint "$4" --cmd '' "$container"
+  # No CMD (cleared first, so buildah does not warn that it would pass the base's `python3`
+  # to the new entrypoint).
+  buildah "${storage[@]}" config --cmd '' "$container"
+  buildah "${storage[@]}" config --entrypoint "$4" "$container"
   buildah "${storage[@]}" commit --quiet --rm "$container" "$2" >/dev/null
   save "$2" "$3"
 }
