@@ -148,6 +148,9 @@ def traefik_config(*, api_url: str, token: str, ca_file: Path, address: str) -> 
         },
         "experimental": {"knative": True},
         "providers": {
+            # Traefik marks a KIngress ready when it has read it, then applies the routes
+            # after this throttle (2 s by default): answering at once keeps Ready truthful.
+            "providersThrottleDuration": "0s",
             "knative": {
                 "endpoint": api_url,
                 "token": token,

@@ -60,6 +60,13 @@ def example(name: str, **changes: Any) -> dict[str, Any]:
     return loaded
 
 
+# Traefik marks a Knative ingress ready once it has read it and applies the new routes a
+# moment later, so just after Ready (or a new traffic split) a request may still meet the
+# old routes: a 404 for a host it does not route yet. A request is retried on that alone,
+# for this long.
+ROUTE_SETTLE_SECONDS = 30.0
+
+
 def predict(cluster: Cluster, name: str, namespace: str, data: Path, *,
             v2: bool = False) -> Any:
     """``kfserving-operator cluster predict``, as a user runs it; the parsed answer."""
@@ -67,8 +74,14 @@ def predict(cluster: Cluster, name: str, namespace: str, data: Path, *,
     command = [sys.executable, "-m", "kfserving_operator", "cluster", "predict", name,
                "-n", namespace, "--data", str(data),
                "--state-dir", cluster.local_state.state_dir, *(["--v2"] if v2 else [])]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180,
-                            check=False)
+    deadline = time.monotonic() + ROUTE_SETTLE_SECONDS
+    while True:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=180,
+                                check=False)
+        not_routed_yet = result.returncode != 0 and "HTTP 404" in result.stderr
+        if not not_routed_yet or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert result.returncode == 0, f"cluster predict failed: {result.stderr}{result.stdout}"
     return json.loads(result.stdout)
 
@@ -149,9 +162,13 @@ def test_canary_splits_traffic_between_two_answering_revisions(cluster: Cluster,
     traffic = {entry.get("percent") for entry in
                isvc["status"]["components"]["predictor"].get("traffic", [])}
     assert traffic == {80, 20}, isvc["status"]["components"]["predictor"]
+    stable, canary = '200 {"predictions":[1,1]}', '200 {"predictions":[2,2]}'
+    # The split applies once the ingress has the new routes (see ROUTE_SETTLE_SECONDS):
+    # count only from the first canary answer on.
+    wait_for(lambda: canary in predict_many(cluster, "sklearn-iris", store, IRIS, 10),
+             timeout=ROUTE_SETTLE_SECONDS, message="the canary's first answer")
     requests = 300
     seen = predict_many(cluster, "sklearn-iris", store, IRIS, requests)
-    stable, canary = '200 {"predictions":[1,1]}', '200 {"predictions":[2,2]}'
     assert set(seen) == {stable, canary}, seen
     share = seen[canary] / requests
     # Traefik's weighted round robin is smooth, so the share is close to exact; the

@@ -148,6 +148,8 @@ def test_traefik_serves_knative_on_two_entry_points() -> None:
     config = dataplane.traefik_config(api_url="https://127.0.0.1:6443", token="t",
                                       ca_file=Path("/ca"), address="10.90.0.1")
     assert config["entryPoints"]["web-internal"]["address"] == "10.90.0.1:80"
+    # Routes apply as soon as they are read, not after Traefik's default 2 s throttle.
+    assert config["providers"]["providersThrottleDuration"] == "0s"
     knative = config["providers"]["knative"]
     assert knative["privateEntrypoints"] == ["web-internal"]
     assert knative["privateService"]["name"] == "traefik-private"
